@@ -1,0 +1,98 @@
+"""The entry point: builds the Typer app from one sub-app per noun and turns every error into one line.
+
+Command modules are thin adapters: they parse arguments, call the core, and render what it returns. They raise
+`LaunchError`; only `main()` prints errors and chooses exit codes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+
+from launcher.errors import ExitCode, LaunchError
+
+app = typer.Typer(
+    name="launch",
+    help="Run containers with secrets injected, from one command line.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Rich's pretty tracebacks print local variables, which may hold secret values: never use them.
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _register() -> None:
+    from launcher.cli import secret
+
+    app.add_typer(secret.app, name="secret")
+    for module_name in ("run", "jobs", "templates"):
+        try:
+            module = __import__(f"launcher.cli.{module_name}", fromlist=["register"])
+        except ModuleNotFoundError as exc:  # pragma: no cover - while a command group is being built
+            if exc.name != f"launcher.cli.{module_name}":
+                raise
+            continue
+        module.register(app)
+
+
+_register()
+
+
+def _say(message: str) -> None:
+    from launcher.redact import scrub
+
+    sys.stderr.write(f"launch: {scrub(message)}\n")
+    sys.stderr.flush()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; never returns (exits with a documented code)."""
+    debug = os.environ.get("LAUNCH_DEBUG") == "1"
+    try:
+        result = app(args=argv, prog_name="launch", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except LaunchError as exc:
+        _say(f"error: {exc.message}")
+        code = int(exc.code)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        # click turns Ctrl-C / EOF at a prompt into Abort
+        sys.stderr.write("\n")
+        _say("interrupted")
+        code = int(ExitCode.INTERRUPTED)
+    except click.ClickException as exc:
+        from launcher.redact import scrub
+
+        exc.message = scrub(exc.format_message())
+        exc.show()
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        _say("interrupted")
+        code = int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        # stdout was closed by the reader (`launch secret ls | head`): not an error of ours
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep interpreter shutdown quiet
+        except OSError:
+            pass
+        code = 0
+    except Exception as exc:  # a bug: one line, the type only (a message may quote input)
+        if debug:
+            import traceback
+
+            from launcher.redact import scrub
+
+            sys.stderr.write(scrub(traceback.format_exc()))
+        _say(f"internal error ({type(exc).__name__}); run again with LAUNCH_DEBUG=1 for a traceback")
+        code = int(ExitCode.ERROR)
+    sys.stdout.flush()
+    sys.exit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
