@@ -93,6 +93,8 @@ class Spec:
     labels: tuple[tuple[str, str], ...] = ()
     name: str | None = None
     network: str | None = None  # "none", "host", "bridge" or a network name; None: the engine's default
+    backend: str | None = None  # "docker" | "swarm"; None: --backend, $LAUNCH_BACKEND, else "docker"
+    constraints: tuple[str, ...] = ()  # swarm placement constraints, e.g. "node.labels.gpu==true"
     source: str | None = None  # the template file it came from, if any
 
     def secret_keys(self) -> tuple[str, ...]:

@@ -1,0 +1,163 @@
+"""`launch ps`, `logs`, `stop`, `rm`, `inspect`: jobs you can come back to.
+
+A job is named by its id, a unique prefix of it, or its --name. State comes from the engine's labels only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import typer
+
+from launcher.errors import LaunchError
+
+
+def _backend():
+    from launcher.runtime.docker import DockerBackend
+
+    return DockerBackend()
+
+
+def _current_versions() -> dict[str, int]:
+    """Secret name -> current version in the store (metadata only, nothing decrypted)."""
+    from launcher.store import Store
+
+    try:
+        return {info.name: info.version for info in Store.open().list()}
+    except LaunchError:
+        return {}
+
+
+def stale_secrets(job, current: dict[str, int]) -> list[str]:
+    """Names of secrets a running job holds at an older version than the store's (edited since it started)."""
+    return sorted(n for n, v in job.secrets.items() if n in current and current[n] > v)
+
+
+def ps(
+    all: bool = typer.Option(False, "--all", "-a", help="Show ended jobs too."),
+    as_json: bool = typer.Option(False, "--json", help="A JSON list on stdout."),
+) -> None:
+    """List jobs: id, name, image, status, age, exit code, the secrets each uses."""
+    backend = _backend()
+    backend.sweep()
+    jobs = backend.jobs(all=all)
+    current = _current_versions()
+    now = time.time()
+    rows = []
+    for job in jobs:
+        data = job.to_dict(now)
+        data["stale_secrets"] = stale_secrets(job, current) if job.running else []
+        rows.append(data)
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    if not rows:
+        return
+    table = [("ID", "NAME", "IMAGE", "STATUS", "AGE", "EXIT", "SECRETS")]
+    for row in rows:
+        secrets = ",".join(
+            f"{n}@v{v}" + (" (old)" if n in row["stale_secrets"] else "") for n, v in sorted(row["secrets"].items())
+        )
+        table.append(
+            (
+                row["id"],
+                row["name"] or "-",
+                row["image"],
+                row["status"],
+                row["age"],
+                "-" if row["exit_code"] is None else str(row["exit_code"]),
+                secrets or "-",
+            )
+        )
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    for r in table:
+        sys.stdout.write("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip() + "\n")
+    if any(row["stale_secrets"] for row in rows):
+        sys.stderr.write("launch: (old) marks a running job holding a secret edited since it started\n")
+
+
+def logs(
+    job: str = typer.Argument(..., help="Job id, id prefix or name."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep streaming new output."),
+    tail: int = typer.Option(None, "--tail", help="Only the last N lines."),
+    no_mask: bool = typer.Option(False, "--no-mask", help="Do not mask secret values."),
+) -> None:
+    """Show a job's output (stdout to stdout, stderr to stderr), secret values masked."""
+    from launcher.runtime.docker import pump
+
+    backend = _backend()
+    found = backend.find(job)
+    masker = None if no_mask else _masker_for(found)
+    try:
+        pump(backend.logs(found, follow=follow, tail=tail), masker)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None  # Ctrl-C ends `logs -f`: the usual way out, not an error
+
+
+def _masker_for(job):
+    """A masker over the current values of the secrets the job uses (missing ones are skipped, with a note)."""
+    if not job.secrets:
+        return None
+    from launcher.mask import Masker
+    from launcher.store import Store
+
+    store = Store.open()
+    present = {info.name for info in store.list()}
+    missing = sorted(set(job.secrets) - present)
+    if missing:
+        sys.stderr.write(f"launch: warning: cannot mask removed secrets: {', '.join(missing)}\n")
+    names = sorted(set(job.secrets) & present)
+    if not names:
+        return None
+    return Masker(r.value for r in store.reveal(names).values())
+
+
+def stop(
+    jobs: list[str] = typer.Argument(..., help="Job ids, prefixes or names."),
+    time_: int = typer.Option(10, "--time", "-t", help="Seconds to wait before killing."),
+) -> None:
+    """Stop running jobs (SIGTERM, then SIGKILL after the grace period)."""
+    backend = _backend()
+    found = [backend.find(ref) for ref in jobs]
+    for job in found:
+        backend.stop(job, grace=time_)
+        sys.stderr.write(f"launch: stopped {job.id}\n")
+    backend.sweep()
+
+
+def rm(
+    jobs: list[str] = typer.Argument(..., help="Job ids, prefixes or names."),
+    force: bool = typer.Option(False, "--force", "-f", help="Stop and remove running jobs too."),
+) -> None:
+    """Remove ended jobs (running ones with --force)."""
+    backend = _backend()
+    found = [backend.find(ref) for ref in jobs]
+    for job in found:
+        backend.remove(job, force=force)
+        sys.stderr.write(f"launch: removed {job.id}\n")
+    backend.sweep()
+
+
+def inspect(
+    job: str = typer.Argument(..., help="Job id, id prefix or name."),
+    as_json: bool = typer.Option(False, "--json", help="JSON on stdout."),
+) -> None:
+    """The job as it was run: template, image, command, mounts, secret names and versions; never a value."""
+    backend = _backend()
+    data = backend.inspect(backend.find(job))
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        return
+    import yaml
+
+    sys.stdout.write(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ps")(ps)
+    app.command("logs")(logs)
+    app.command("stop")(stop)
+    app.command("rm")(rm)
+    app.command("inspect")(inspect)

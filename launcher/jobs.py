@@ -1,0 +1,151 @@
+"""Jobs as plain data: ids, the labels that record a job in the engine itself, durations.
+
+Job state lives in the engine (container or service labels), never in a file of ours, so `launch ps` agrees with
+`docker ps` and nothing drifts. Labels hold names, versions and a redacted description: never a value.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from launcher.errors import UsageError
+
+LABEL_JOB = "launch.job"  # the job id; its presence marks a container or service as ours
+LABEL_NAME = "launch.name"
+LABEL_SECRETS = "launch.secrets"  # JSON {secret name: version}
+LABEL_SPEC = "launch.spec"  # JSON, the redacted plan (for `launch inspect`)
+LABEL_DEADLINE = "launch.deadline"  # epoch seconds after which the job is stopped (--life-span)
+LABEL_RM = "launch.rm"  # "1": remove the job once it has ended
+LABEL_BACKEND = "launch.backend"
+
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+_DURATION = re.compile(r"(\d+)([smhd])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def new_id() -> str:
+    """A short random job id: 10 lowercase hex digits (40 bits; collisions are checked by the engine's names)."""
+    return secrets.token_hex(5)
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise UsageError(f"invalid job name {name!r}: use letters, digits, '_', '.', '-' (at most 63)")
+    return name
+
+
+def container_name(job_id: str, name: str | None) -> str:
+    return name or f"launch-{job_id}"
+
+
+def parse_duration(text: str) -> int:
+    """'90s', '30m', '2h', '1d', '1h30m' -> seconds (Apolo's --life-span format)."""
+    text = text.strip().lower()
+    pos, total = 0, 0
+    for m in _DURATION.finditer(text):
+        if m.start() != pos:
+            break
+        total += int(m.group(1)) * _UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or total <= 0:
+        raise UsageError(f"invalid duration {text!r}: use e.g. 90s, 30m, 2h, 1d or 1h30m")
+    return total
+
+
+def format_age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as the engine reports it."""
+
+    id: str
+    name: str | None
+    image: str
+    status: str  # "created", "running", "exited", ...
+    created: float  # epoch seconds
+    exit_code: int | None
+    secrets: dict[str, int] = field(default_factory=dict)
+    backend: str = "docker"
+    ref: str = ""  # the engine's own id (container or service id)
+    deadline: float | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        return self.status in ("running", "restarting", "created", "paused", "starting", "pending")
+
+    def to_dict(self, now: float | None = None) -> dict:
+        now = time.time() if now is None else now
+        return {
+            "id": self.id,
+            "name": self.name,
+            "image": self.image,
+            "status": self.status,
+            "age": format_age(now - self.created),
+            "created": self.created,
+            "exit_code": self.exit_code,
+            "secrets": self.secrets,
+            "backend": self.backend,
+        }
+
+
+def job_labels(
+    job_id: str,
+    name: str | None,
+    versions: dict[str, int],
+    redacted_spec: dict,
+    *,
+    deadline: float | None = None,
+    remove: bool = False,
+    backend: str = "docker",
+    user_labels: tuple[tuple[str, str], ...] = (),
+) -> dict[str, str]:
+    labels = dict(user_labels)
+    labels.update(
+        {
+            LABEL_JOB: job_id,
+            LABEL_SECRETS: json.dumps(versions, sort_keys=True),
+            LABEL_SPEC: json.dumps(redacted_spec, sort_keys=True),
+            LABEL_BACKEND: backend,
+        }
+    )
+    if name:
+        labels[LABEL_NAME] = name
+    if deadline is not None:
+        labels[LABEL_DEADLINE] = str(int(deadline))
+    if remove:
+        labels[LABEL_RM] = "1"
+    return labels
+
+
+def secrets_from_labels(labels: dict[str, str]) -> dict[str, int]:
+    try:
+        data = json.loads(labels.get(LABEL_SECRETS, "{}"))
+    except ValueError:
+        return {}
+    return {str(k): int(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def match(jobs: list[Job], ref: str) -> Job:
+    """The one job whose id, id prefix or name is `ref`."""
+    from launcher.errors import NotFound
+
+    exact = [j for j in jobs if ref in (j.id, j.name)]
+    if len(exact) == 1:
+        return exact[0]
+    candidates = exact or [j for j in jobs if j.id.startswith(ref)]
+    if not candidates:
+        raise NotFound(f"no job {ref!r} (see `launch ps -a`)")
+    if len(candidates) > 1:
+        raise UsageError(f"job {ref!r} is ambiguous: it matches {', '.join(sorted(j.id for j in candidates))}")
+    return candidates[0]

@@ -1,0 +1,1 @@
+"""Runtimes carry a Plan out. Only the modules here import `docker`."""

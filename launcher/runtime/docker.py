@@ -1,0 +1,622 @@
+"""The Docker runtime: the only module (with runtime/swarm.py) that imports `docker`.
+
+It carries a resolved `Plan` out on the local engine:
+
+1. make sure the image is present (pull only when it is missing);
+2. create the container (not started), with every secret file bind-mounted read-only, one file per mount, from a
+   private folder on a tmpfs (`launcher.runtime.secretfs`);
+3. learn the uid:gid the container runs as (numeric `user:`, or the name looked up in the image's /etc/passwd),
+   then write the secret files owned by it, mode 0400 by default;
+4. start it, and unlink the host copies at once (a file bind mount pins its inode, so the container keeps its view);
+5. in the foreground, stream its stdout and stderr through the masker, wait, and exit with its exit code; Ctrl-C or
+   SIGTERM stops it with a grace period, cleans up and exits 130 / 143.
+
+Env secrets are *sealed* by default: their values go into a file in the same private folder, and a small shim
+(runtime/shim.sh, run by the image's /bin/sh) loads them and `exec`s the job's own entrypoint and command. The
+container's config, `docker inspect` and /var/lib/docker hold no value. `--plain-env` opts into Docker's own env
+(the values are then visible in `docker inspect`), for images without a shell.
+
+`container_args()` is the pure step that turns a plan into API arguments (tested without an engine).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import sys
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from launcher import jobs as jobmod
+from launcher.errors import Conflict, EngineError, ExitCode, LaunchError, NotFound, UsageError
+from launcher.runtime import secretfs
+
+if TYPE_CHECKING:  # pragma: no cover
+    from launcher.plan import Plan
+
+SHIM_DIR = "/.launch"
+SHIM_PATH = f"{SHIM_DIR}/shim"
+ENV_PATH = f"{SHIM_DIR}/env"
+_GO_MODE_SYMLINK = 1 << 27  # os.ModeSymlink in the engine's stat header
+STOP_GRACE = 10  # seconds between SIGTERM and SIGKILL, as `docker stop`
+
+
+class Terminated(BaseException):
+    """Raised in the main thread when the launcher receives SIGTERM."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    detach: bool = False
+    remove: bool = False
+    life_span: int | None = None  # seconds
+    plain_env: bool = False  # opt-in: env secrets through Docker's own env (visible in `docker inspect`)
+    mask: bool = True
+    stop_grace: int = STOP_GRACE
+    template: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    entrypoint: tuple[str, ...]
+    cmd: tuple[str, ...]
+    user: str
+    workdir: str
+
+    @classmethod
+    def from_inspect(cls, data: Mapping[str, Any]) -> ImageConfig:
+        config = data.get("Config") or {}
+        return cls(
+            tuple(config.get("Entrypoint") or ()),
+            tuple(config.get("Cmd") or ()),
+            config.get("User") or "",
+            config.get("WorkingDir") or "",
+        )
+
+
+def job_argv(plan: Plan, image: ImageConfig) -> list[str]:
+    """The argv Docker would run: entrypoint + command, with Docker's rule that a new entrypoint drops the CMD."""
+    spec = plan.spec
+    entrypoint = list(spec.entrypoint) if spec.entrypoint is not None else list(image.entrypoint)
+    if spec.command is not None:
+        command = list(spec.command)
+    else:
+        command = [] if spec.entrypoint is not None else list(image.cmd)
+    return entrypoint + command
+
+
+def shell_quote(value: str) -> str:
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def env_file_bytes(pairs: tuple[tuple[str, str], ...]) -> bytes:
+    """The sealed env file the shim sources: `export NAME='value'` lines (names are validated identifiers)."""
+    return "".join(f"export {name}={shell_quote(value)}\n" for name, value in pairs).encode("utf-8")
+
+
+def _secret_file_name(index: int) -> str:
+    return f"f{index}"
+
+
+def container_args(
+    plan: Plan,
+    job_id: str,
+    *,
+    image: ImageConfig,
+    secret_dir: str | None,
+    labels: dict[str, str],
+    sealed: bool,
+    options: RunOptions,
+) -> dict[str, Any]:
+    """Pure: the keyword arguments for `create_container` and `create_host_config` (no values in argv)."""
+    spec = plan.spec
+    binds: list[str] = []
+    for index, (secret_file, _value) in enumerate(plan.files):
+        assert secret_dir is not None
+        binds.append(f"{secret_dir}/{_secret_file_name(index)}:{secret_file.target}:ro")
+    for bind in spec.binds:
+        binds.append(f"{bind.source}:{bind.target}:{'ro' if bind.read_only else 'rw'}")
+    env = [f"{name}={value}" for name, value in plan.env]
+    entrypoint: list[str] | None = list(spec.entrypoint) if spec.entrypoint is not None else None
+    command: list[str] | None = list(spec.command) if spec.command is not None else None
+    if plan.secret_env:
+        if sealed:
+            assert secret_dir is not None
+            binds.append(f"{secret_dir}/shim:{SHIM_PATH}:ro")
+            binds.append(f"{secret_dir}/env:{ENV_PATH}:ro")
+            entrypoint = ["/bin/sh", SHIM_PATH]
+            command = job_argv(plan, image)
+        else:
+            env += [f"{name}={value}" for name, value in plan.secret_env]
+    host_config: dict[str, Any] = {"binds": binds}
+    if spec.ports:
+        host_config["port_bindings"] = {
+            f"{p.container}/{p.protocol}": (p.host_ip, p.host if p.host is not None else p.container)
+            for p in spec.ports
+        }
+    if spec.restart.policy != "no":
+        host_config["restart_policy"] = {"Name": spec.restart.policy, "MaximumRetryCount": spec.restart.max_retries}
+    if spec.resources.cpus:
+        host_config["nano_cpus"] = int(spec.resources.cpus * 1e9)
+    if spec.resources.memory:
+        host_config["mem_limit"] = spec.resources.memory
+    if spec.resources.gpus:
+        host_config["device_requests"] = [
+            {"Driver": "", "Count": spec.resources.gpus, "Capabilities": [["gpu"]]},
+        ]
+    if spec.network:
+        host_config["network_mode"] = spec.network
+    if options.detach and options.remove:
+        host_config["auto_remove"] = True
+    if options.remove and not options.detach:
+        # a foreground --rm job's output reaches the user through attach; the engine need not keep a copy on disk
+        # (where anything the job printed, a value included, would sit unmasked until the container is removed)
+        host_config["log_config"] = {"Type": "none", "Config": {}}
+    create: dict[str, Any] = {
+        "image": spec.image,
+        "command": command,
+        "entrypoint": entrypoint,
+        "environment": env,
+        "labels": labels,
+        "name": jobmod.container_name(job_id, spec.name),
+        "detach": True,
+        "stdin_open": False,
+        "tty": False,
+    }
+    if spec.workdir:
+        create["working_dir"] = spec.workdir
+    if spec.user:
+        create["user"] = spec.user
+    if spec.ports:
+        create["ports"] = [(p.container, p.protocol) for p in spec.ports]
+    return {"create": create, "host_config": host_config}
+
+
+def parse_passwd(text: str, user: str) -> tuple[int, int] | None:
+    """(uid, gid) of `user` (a name or a uid) in passwd text."""
+    for line in text.splitlines():
+        fields = line.split(":")
+        if len(fields) >= 4 and user in (fields[0], fields[2]):
+            try:
+                return int(fields[2]), int(fields[3])
+            except ValueError:
+                return None
+    return None
+
+
+def parse_group(text: str, group: str) -> int | None:
+    for line in text.splitlines():
+        fields = line.split(":")
+        if len(fields) >= 3 and group in (fields[0], fields[2]):
+            try:
+                return int(fields[2])
+            except ValueError:
+                return None
+    return None
+
+
+def resolve_user(user: str, read_file: Callable[[str], str | None]) -> tuple[int, int]:
+    """uid:gid for a Docker `user` string, as the engine resolves it ('' is root; a missing gid is the primary group).
+
+    `read_file(path)` returns a file of the image (or None when it is missing); it is only called for names.
+    """
+    if not user:
+        return 0, 0
+    name, _, group = user.partition(":")
+    passwd: str | None = None
+    if name.isdigit():
+        uid = int(name)
+        passwd = read_file("/etc/passwd") or ""
+        entry = parse_passwd(passwd, name)
+        gid = entry[1] if entry else 0
+    else:
+        passwd = read_file("/etc/passwd") or ""
+        entry = parse_passwd(passwd, name)
+        if entry is None:
+            raise UsageError(f"user {name!r} is not in the image's /etc/passwd")
+        uid, gid = entry
+    if group:
+        if group.isdigit():
+            gid = int(group)
+        else:
+            found = parse_group(read_file("/etc/group") or "", group)
+            if found is None:
+                raise UsageError(f"group {group!r} is not in the image's /etc/group")
+            gid = found
+    return uid, gid
+
+
+def is_remote_engine() -> bool:
+    """True when DOCKER_HOST names another machine (a bind mount would name a path over there)."""
+    host = os.environ.get("DOCKER_HOST", "")
+    return bool(host) and not host.startswith(("unix://", "npipe://"))
+
+
+def preflight(plan: Plan, options: RunOptions) -> None:
+    """Checks that need no engine, run before connecting: a remote engine cannot bind-mount our tmpfs files."""
+    sealed = bool(plan.secret_env) and not options.plain_env
+    if (plan.files or sealed) and is_remote_engine():
+        raise UsageError(
+            "secret files and sealed env need the engine on this machine, but DOCKER_HOST names another one "
+            "(a bind mount would name a path over there); use --backend swarm, or --plain-env for env secrets"
+        )
+
+
+def connect():
+    """A docker client, or one clear EngineError saying what to do."""
+    try:
+        import docker
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise EngineError("the `docker` Python package is missing: pip install docker") from exc
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except Exception as exc:  # docker raises several types here; all mean "no engine"
+        where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        raise EngineError(
+            f"cannot reach the Docker engine at {where} ({type(exc).__name__}); start it "
+            "(`sudo systemctl start docker`, or `sudo dockerd &`) or point DOCKER_HOST at a running engine"
+        ) from None
+    return client
+
+
+def _api_error_text(exc: Exception) -> str:
+    explanation = getattr(exc, "explanation", None)
+    return str(explanation or exc).strip()
+
+
+class DockerBackend:
+    name = "docker"
+
+    def __init__(self, client=None):
+        self.client = client or connect()
+        self.api = self.client.api
+
+    # --- images -------------------------------------------------------------------------------------------------
+
+    def image_config(self, image: str, *, pull: bool = True, progress: bool = False) -> ImageConfig:
+        import docker.errors
+
+        try:
+            return ImageConfig.from_inspect(self.api.inspect_image(image))
+        except docker.errors.ImageNotFound:
+            if not pull:
+                raise EngineError(f"image {image!r} is not present locally (it would be pulled by `launch run`)") from None
+        except docker.errors.APIError as exc:
+            raise EngineError(f"cannot inspect image {image!r}: {_api_error_text(exc)}") from None
+        self._pull(image, progress)
+        try:
+            return ImageConfig.from_inspect(self.api.inspect_image(image))
+        except docker.errors.APIError as exc:  # pragma: no cover - pulled yet missing
+            raise EngineError(f"image {image!r} is still missing after a pull: {_api_error_text(exc)}") from None
+
+    def _pull(self, image: str, progress: bool) -> None:
+        import docker.errors
+
+        repo, tag = _split_image(image)
+        sys.stderr.write(f"launch: image {image} is not present locally; pulling it\n")
+        try:
+            for event in self.api.pull(repo, tag=tag, stream=True, decode=True):
+                if "error" in event:
+                    raise EngineError(f"cannot pull image {image!r}: {event['error']}")
+                if progress and event.get("status"):
+                    line = event["status"] + (f" {event['progress']}" if event.get("progress") else "")
+                    sys.stderr.write(f"\r\x1b[2K{event.get('id', '')} {line}"[:200])
+                    sys.stderr.flush()
+        except docker.errors.APIError as exc:
+            raise EngineError(
+                f"image {image!r} is not present locally and cannot be pulled ({_api_error_text(exc)}); "
+                "build it (`docker build -t ...`) or check its name"
+            ) from None
+        finally:
+            if progress:
+                sys.stderr.write("\r\x1b[2K")
+        sys.stderr.write(f"launch: pulled {image}\n")
+
+    # --- running ------------------------------------------------------------------------------------------------
+
+    def run(self, plan: Plan, options: RunOptions, masker=None, on_started: Callable[[str], None] | None = None) -> int:
+        """Run a plan. Detached: returns 0 once started (the id went to `on_started`). Foreground: the job's code."""
+        spec = plan.spec
+        job_id = jobmod.new_id()
+        image = self.image_config(spec.image, progress=sys.stderr.isatty())
+        preflight(plan, options)
+        sealed = bool(plan.secret_env) and not options.plain_env
+        needs_dir = bool(plan.files) or sealed
+        if sealed and not job_argv(plan, image):
+            raise UsageError(f"image {spec.image!r} has no entrypoint or command, and none was given")
+        from launcher.plan import redacted
+
+        deadline = time.time() + options.life_span if options.life_span else None
+        labels = jobmod.job_labels(
+            job_id,
+            spec.name,
+            dict(plan.versions),
+            redacted(plan),
+            deadline=deadline,
+            remove=options.remove,
+            user_labels=spec.labels,
+        )
+        self.sweep()
+        secret_dir = secretfs.SecretDir.create(job_id) if needs_dir else None
+        lock = secretfs.lock(secret_dir.path) if secret_dir else None
+        container_id: str | None = None
+        started = False
+        restore = _install_sigterm()
+        try:
+            args = container_args(
+                plan,
+                job_id,
+                image=image,
+                secret_dir=secret_dir.path if secret_dir else None,
+                labels=labels,
+                sealed=sealed,
+                options=options,
+            )
+            container_id = self._create(args, spec.name)
+            if secret_dir is not None:
+                uid, gid = resolve_user(spec.user or image.user, lambda p: self._read_file(container_id, p))
+                if sealed and self._read_file(container_id, "/bin/sh") is None:
+                    raise UsageError(
+                        f"image {spec.image!r} has no /bin/sh, so the sealed-env shim cannot run in it; deliver "
+                        "these secrets as files (`VAR_FILE: secret-file:KEY` or a `secret:KEY:/path` volume), or "
+                        "pass --plain-env to use Docker's env (the values are then visible in `docker inspect`)"
+                    )
+                self._write_secrets(secret_dir, plan, uid, gid, sealed)
+            if options.life_span:
+                _spawn_reaper(job_id, deadline)
+            # attach before start, as `docker run` does, so no early output is missed (and none needs replaying
+            # from the log driver, which a foreground --rm job does not use at all)
+            streams = None
+            if not options.detach:
+                streams = self.api.attach(container_id, stdout=True, stderr=True, stream=True, logs=False, demux=True)
+            self._start(container_id)
+            started = True
+            if on_started:
+                on_started(job_id)
+            if secret_dir is not None and spec.restart.policy == "no":
+                secret_dir.remove()  # the container holds the inodes it mounted
+                secret_dir = None
+            if options.detach:
+                return 0
+            return self._foreground(container_id, streams, options, masker)
+        except (KeyboardInterrupt, Terminated) as exc:
+            code = ExitCode.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else ExitCode.TERMINATED
+            if container_id is not None:
+                self._stop_quietly(container_id, options.stop_grace, remove=options.remove or not started)
+            raise LaunchError("interrupted: the job was stopped" if started else "interrupted", code) from None
+        except BaseException:
+            if container_id is not None and not started:
+                self._remove_quietly(container_id)
+            raise
+        finally:
+            restore()
+            if secret_dir is not None and (not started or not options.detach):
+                secret_dir.remove()
+            if lock is not None:
+                os.close(lock)
+
+    def _create(self, args: dict[str, Any], name: str | None) -> str:
+        import docker.errors
+
+        try:
+            host_config = self.api.create_host_config(**args["host_config"])
+            return self.api.create_container(host_config=host_config, **args["create"])["Id"]
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:
+                raise Conflict(f"a container named {args['create']['name']!r} exists already; pick another --name") from None
+            raise EngineError(f"the engine refused the job: {_api_error_text(exc)}") from None
+
+    def _start(self, container_id: str) -> None:
+        import docker.errors
+
+        try:
+            self.api.start(container_id)
+        except docker.errors.APIError as exc:
+            self._remove_quietly(container_id)
+            raise EngineError(f"the engine could not start the job: {_api_error_text(exc)}") from None
+
+    def _read_file(self, container_id: str, path: str) -> str | None:
+        """A file of the (created, not started) container's filesystem, following symlinks; None when missing."""
+        import docker.errors
+
+        for _ in range(8):  # a chain of symlinks, bounded
+            try:
+                stream, stat = self.api.get_archive(container_id, path)
+            except docker.errors.NotFound:
+                return None
+            data = b"".join(stream)
+            if stat.get("mode", 0) & _GO_MODE_SYMLINK and stat.get("linkTarget"):
+                path = stat["linkTarget"]  # the engine resolves it to an absolute path in the container
+                continue
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                member = tar.next()
+                extracted = tar.extractfile(member) if member is not None else None
+                return extracted.read(1 << 20).decode("utf-8", "replace") if extracted else ""
+        return None
+
+    def _write_secrets(self, secret_dir: secretfs.SecretDir, plan: Plan, uid: int, gid: int, sealed: bool) -> None:
+        for index, (secret_file, value) in enumerate(plan.files):
+            secret_dir.write(_secret_file_name(index), value, secret_file.mode, uid, gid)
+        if sealed:
+            secret_dir.write("shim", _shim_bytes(), 0o444)
+            secret_dir.write("env", env_file_bytes(plan.secret_env), 0o400, uid, gid)
+
+    def _foreground(self, container_id: str, streams, options: RunOptions, masker) -> int:
+        pump(streams, masker if options.mask else None)
+        code = int(self.api.wait(container_id).get("StatusCode", 1))
+        if options.remove:
+            self._remove_quietly(container_id)
+        return code
+
+    def _stop_quietly(self, container_id: str, grace: int, remove: bool) -> None:
+        sys.stderr.write(f"launch: stopping the job (up to {grace}s)\n")
+        try:
+            self.api.stop(container_id, timeout=grace)
+        except Exception:  # noqa: BLE001 - best effort while exiting
+            pass
+        if remove:
+            self._remove_quietly(container_id)
+
+    def _remove_quietly(self, container_id: str) -> None:
+        try:
+            self.api.remove_container(container_id, force=True)
+        except Exception:  # noqa: BLE001 - best effort
+            pass
+
+    # --- jobs ---------------------------------------------------------------------------------------------------
+
+    def jobs(self, all: bool = True) -> list[jobmod.Job]:
+        containers = self.api.containers(all=all, filters={"label": jobmod.LABEL_JOB})
+        result = []
+        for c in containers:
+            labels = c.get("Labels") or {}
+            state = c.get("State", "")
+            exit_code = None
+            status_text = c.get("Status", "")
+            if state == "exited" and "(" in status_text:
+                try:
+                    exit_code = int(status_text.split("(", 1)[1].split(")", 1)[0])
+                except ValueError:
+                    exit_code = None
+            deadline = labels.get(jobmod.LABEL_DEADLINE)
+            result.append(
+                jobmod.Job(
+                    id=labels[jobmod.LABEL_JOB],
+                    name=labels.get(jobmod.LABEL_NAME),
+                    image=c.get("Image", ""),
+                    status=state,
+                    created=float(c.get("Created", 0)),
+                    exit_code=exit_code,
+                    secrets=jobmod.secrets_from_labels(labels),
+                    ref=c["Id"],
+                    deadline=float(deadline) if deadline else None,
+                    labels=labels,
+                )
+            )
+        result.sort(key=lambda j: j.created, reverse=True)
+        return result
+
+    def find(self, ref: str) -> jobmod.Job:
+        return jobmod.match(self.jobs(all=True), ref)
+
+    def logs(self, job: jobmod.Job, follow: bool = False, tail: int | None = None) -> Iterator[tuple[bytes | None, bytes | None]]:
+        params = {"stdout": 1, "stderr": 1, "follow": 1 if follow else 0, "tail": "all" if tail is None else tail}
+        url = self.api._url("/containers/{0}/logs", job.ref)
+        response = self.api._get(url, params=params, stream=True)
+        self.api._raise_for_status(response)
+        return self.api._read_from_socket(response, stream=True, tty=False, demux=True)
+
+    def stop(self, job: jobmod.Job, grace: int = STOP_GRACE) -> None:
+        self.api.stop(job.ref, timeout=grace)
+
+    def remove(self, job: jobmod.Job, force: bool = False) -> None:
+        import docker.errors
+
+        if job.running and not force:
+            raise Conflict(f"job {job.id} is {job.status}; stop it first or pass --force")
+        try:
+            self.api.remove_container(job.ref, force=force)
+        except docker.errors.NotFound:
+            pass
+
+    def inspect(self, job: jobmod.Job) -> dict[str, Any]:
+        data = self.api.inspect_container(job.ref)
+        state = data.get("State") or {}
+        spec = json.loads(job.labels.get(jobmod.LABEL_SPEC, "{}") or "{}")
+        return {
+            **job.to_dict(),
+            "container": data.get("Id"),
+            "started_at": state.get("StartedAt"),
+            "finished_at": state.get("FinishedAt"),
+            "restarts": data.get("RestartCount", 0),
+            "deadline": job.deadline,
+            "spec": spec,
+        }
+
+    def sweep(self) -> None:
+        """Housekeeping on every run: expired life-spans are stopped, secret folders of ended jobs removed."""
+        now = time.time()
+        live: set[str] = set()
+        for job in self.jobs(all=True):
+            if job.running and job.deadline is not None and job.deadline <= now:
+                try:
+                    self.api.stop(job.ref, timeout=STOP_GRACE)
+                except Exception:  # noqa: BLE001 - best effort
+                    pass
+                continue
+            if job.running:
+                live.add(job.id)
+        secretfs.sweep(live)
+
+
+def pump(streams, masker) -> None:
+    """Copy (stdout, stderr) chunks to our stdout/stderr, masked, flushing as they come (interactive output)."""
+    outs = [sys.stdout.buffer, sys.stderr.buffer]
+    masks = [masker.stream(), masker.stream()] if masker is not None else [None, None]
+    sys.stderr.flush()
+    for pair in streams:
+        for index, chunk in enumerate(pair):
+            if not chunk:
+                continue
+            if masks[index] is not None:
+                chunk = masks[index].feed(chunk)
+            if chunk:
+                outs[index].write(chunk)
+                outs[index].flush()
+    for index, mask in enumerate(masks):
+        if mask is not None:
+            rest = mask.flush()
+            if rest:
+                outs[index].write(rest)
+                outs[index].flush()
+
+
+def _split_image(image: str) -> tuple[str, str | None]:
+    if "@" in image:
+        return image, None
+    repo, sep, tag = image.rpartition(":")
+    if sep and "/" not in tag:
+        return repo, tag
+    return image, "latest"
+
+
+def _shim_bytes() -> bytes:
+    return (Path(__file__).with_name("shim.sh")).read_bytes()
+
+
+def _install_sigterm() -> Callable[[], None]:
+    """SIGTERM raises Terminated in the main thread (so the job is stopped and cleaned up); returns a restorer."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):  # noqa: ARG001
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+def _spawn_reaper(job_id: str, deadline: float | None) -> None:
+    """A detached process that stops the job at its deadline, also after this launcher has exited."""
+    import subprocess
+
+    subprocess.Popen(
+        [sys.executable, "-m", "launcher.runtime.reaper", job_id, str(int(deadline or 0))],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+    )
+
+
+def backend_for(name: str | None = None) -> DockerBackend:
+    return DockerBackend()

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian machine for `launch`: the Docker engine (started when none runs), the static busybox the
+# local test/example images are built from (no registry is needed), the package itself, and those images.
+# Idempotent: what is there already is left as it is. Run as root, or with sudo available.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { echo "setup: $*" >&2; }
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+need=()
+command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+[ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || need+=(busybox-static)
+/usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+if [ "${#need[@]}" -gt 0 ]; then
+    say "installing ${need[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+    say "starting the Docker engine"
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
+        $SUDO systemctl start docker
+    else
+        $SUDO sh -c 'nohup dockerd >/var/log/dockerd.log 2>&1 &'
+    fi
+    for _ in $(seq 1 60); do
+        docker info >/dev/null 2>&1 && break
+        sleep 1
+    done
+    docker info >/dev/null 2>&1 || { say "the Docker engine did not start; see /var/log/dockerd.log"; exit 1; }
+fi
+
+PYTHON="${PYTHON:-python3}"
+say "installing launch with $PYTHON"
+"$PYTHON" -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v -e '^WARNING: Running pip as' -e 'ignored: it is neither' >&2 || true
+"$PYTHON" -c 'import launcher' || { say "pip install failed"; exit 1; }
+
+say "building the local images"
+bash tests/images/build.sh
+say "ready"

@@ -1,0 +1,4 @@
+FROM scratch
+COPY busybox /bin/busybox
+ENTRYPOINT ["/bin/busybox"]
+CMD ["echo", "no shell here"]
