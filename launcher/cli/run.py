@@ -10,13 +10,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Optional
 
 import typer
 from typer.core import TyperCommand
 
-from launcher.errors import NotFound
 
 
 class _RunCommand(TyperCommand):
@@ -41,13 +39,7 @@ def load_spec(template: str | None):
         return Spec()
     from launcher import template as templates
 
-    path = Path(template)
-    if path.is_file():
-        return templates.load(path)
-    builtin = templates.builtin_path(template)
-    if builtin is not None:
-        return templates.load(builtin)
-    raise NotFound(f"no template file {template!r}, and no built-in template of that name (see `launch templates ls`)")
+    return templates.load(templates.find(template))
 
 
 def build_plan(spec, store):
@@ -94,7 +86,6 @@ def run(
         command=command or None,
         environ=os.environ,
     )
-    spec = overrides.validate(spec)
     seconds = jobmod.parse_duration(life_span) if life_span else None
     if rm and spec.restart.policy != "no":
         from launcher.errors import UsageError

@@ -301,7 +301,8 @@ class DockerBackend:
         import docker.errors
 
         repo, tag = _split_image(image)
-        sys.stderr.write(f"launch: image {image} is not present locally; pulling it\n")
+        if progress:
+            sys.stderr.write(f"launch: image {image} is not present locally; pulling it\n")
         try:
             for event in self.api.pull(repo, tag=tag, stream=True, decode=True):
                 if "error" in event:
@@ -360,6 +361,10 @@ class DockerBackend:
                 sealed=sealed,
                 options=options,
             )
+            if secret_dir is not None:
+                # the files must exist before the container is created (the engine would make a missing bind
+                # source a directory); they belong to us, mode 0400, until we know the container's user
+                self._write_secrets(secret_dir, plan, sealed)
             container_id = self._create(args, spec.name)
             if secret_dir is not None:
                 uid, gid = resolve_user(spec.user or image.user, lambda p: self._read_file(container_id, p))
@@ -369,7 +374,7 @@ class DockerBackend:
                         "these secrets as files (`VAR_FILE: secret-file:KEY` or a `secret:KEY:/path` volume), or "
                         "pass --plain-env to use Docker's env (the values are then visible in `docker inspect`)"
                     )
-                self._write_secrets(secret_dir, plan, uid, gid, sealed)
+                secret_dir.chown_all(uid, gid)
             if options.life_span:
                 _spawn_reaper(job_id, deadline)
             # attach before start, as `docker run` does, so no early output is missed (and none needs replaying
@@ -442,24 +447,55 @@ class DockerBackend:
                 return extracted.read(1 << 20).decode("utf-8", "replace") if extracted else ""
         return None
 
-    def _write_secrets(self, secret_dir: secretfs.SecretDir, plan: Plan, uid: int, gid: int, sealed: bool) -> None:
+    def _write_secrets(self, secret_dir: secretfs.SecretDir, plan: Plan, sealed: bool) -> None:
         for index, (secret_file, value) in enumerate(plan.files):
-            secret_dir.write(_secret_file_name(index), value, secret_file.mode, uid, gid)
+            secret_dir.write(_secret_file_name(index), value, secret_file.mode)
         if sealed:
+            secret_dir.write("env", env_file_bytes(plan.secret_env), 0o400)
             secret_dir.write("shim", _shim_bytes(), 0o444)
-            secret_dir.write("env", env_file_bytes(plan.secret_env), 0o400, uid, gid)
 
     def _foreground(self, container_id: str, streams, options: RunOptions, masker) -> int:
-        pump(streams, masker if options.mask else None)
+        """Stream the job's output until it ends. The main thread only waits, so that Ctrl-C or SIGTERM can stop
+        the job and the job's last words (what it prints while stopping) still reach the user."""
+        failure: list[BaseException] = []
+
+        def stream() -> None:
+            try:
+                pump(streams, masker if options.mask else None)
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                failure.append(exc)
+
+        pumper = threading.Thread(target=stream, name="launch-output", daemon=True)
+        pumper.start()
+        interrupted: BaseException | None = None
+        try:
+            pumper.join()
+        except (KeyboardInterrupt, Terminated) as exc:
+            interrupted = exc
+            self._stop(container_id, options.stop_grace)
+            pumper.join(timeout=10)
+        if failure and not isinstance(failure[0], BrokenPipeError):
+            raise failure[0]
         code = int(self.api.wait(container_id).get("StatusCode", 1))
         if options.remove:
             self._remove_quietly(container_id)
+        if interrupted is not None:
+            code = ExitCode.INTERRUPTED if isinstance(interrupted, KeyboardInterrupt) else ExitCode.TERMINATED
+            raise LaunchError("interrupted: the job was stopped", code)
         return code
 
-    def _stop_quietly(self, container_id: str, grace: int, remove: bool) -> None:
-        sys.stderr.write(f"launch: stopping the job (up to {grace}s)\n")
+    def _stop(self, container_id: str, grace: int) -> None:
+        """Stop with a grace period; a second Ctrl-C or SIGTERM while waiting kills the job at once."""
+        sys.stderr.write(f"launch: stopping the job (up to {grace}s; interrupt again to kill it)\n")
+        sys.stderr.flush()
         try:
             self.api.stop(container_id, timeout=grace)
+        except (KeyboardInterrupt, Terminated):
+            self.api.kill(container_id)
+
+    def _stop_quietly(self, container_id: str, grace: int, remove: bool) -> None:
+        try:
+            self._stop(container_id, grace)
         except Exception:  # noqa: BLE001 - best effort while exiting
             pass
         if remove:

@@ -101,7 +101,8 @@ class SecretDir:
     def chown_all(self, uid: int, gid: int) -> None:
         """Give every file to the container's user (known only once the container exists, for a named user)."""
         for entry in os.scandir(self.path):
-            os.chown(entry.path, uid, gid, follow_symlinks=False)
+            if entry.is_file(follow_symlinks=False):
+                os.chown(entry.path, uid, gid, follow_symlinks=False)
 
     def unlink_files(self) -> None:
         """Remove the host copies; the container keeps the inodes it has mounted."""
