@@ -69,6 +69,7 @@ class ImageConfig:
     cmd: tuple[str, ...]
     user: str
     workdir: str
+    id: str = ""
 
     @classmethod
     def from_inspect(cls, data: Mapping[str, Any]) -> ImageConfig:
@@ -78,6 +79,7 @@ class ImageConfig:
             tuple(config.get("Cmd") or ()),
             config.get("User") or "",
             config.get("WorkingDir") or "",
+            data.get("Id") or "",
         )
 
 
@@ -256,8 +258,7 @@ def connect():
     except ImportError as exc:  # pragma: no cover - a broken install
         raise EngineError("the `docker` Python package is missing: pip install docker") from exc
     try:
-        client = docker.from_env(timeout=120)
-        client.ping()
+        client = docker.from_env(timeout=120)  # asks the engine for its API version: fails when it is not there
     except Exception as exc:  # docker raises several types here; all mean "no engine"
         where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         raise EngineError(
@@ -345,7 +346,8 @@ class DockerBackend:
             remove=options.remove,
             user_labels=spec.labels,
         )
-        self.sweep()
+        if secretfs.leftovers():
+            self.sweep()  # only when a killed launcher may have left a folder: keeps `run` lean
         secret_dir = secretfs.SecretDir.create(job_id) if needs_dir else None
         lock = secretfs.lock(secret_dir.path) if secret_dir else None
         container_id: str | None = None
@@ -367,14 +369,7 @@ class DockerBackend:
                 self._write_secrets(secret_dir, plan, sealed)
             container_id = self._create(args, spec.name)
             if secret_dir is not None:
-                uid, gid = resolve_user(spec.user or image.user, lambda p: self._read_file(container_id, p))
-                if sealed and self._read_file(container_id, "/bin/sh") is None:
-                    raise UsageError(
-                        f"image {spec.image!r} has no /bin/sh, so the sealed-env shim cannot run in it; deliver "
-                        "these secrets as files (`VAR_FILE: secret-file:KEY` or a `secret:KEY:/path` volume), or "
-                        "pass --plain-env to use Docker's env (the values are then visible in `docker inspect`)"
-                    )
-                secret_dir.chown_all(uid, gid)
+                secret_dir.chown_all(*self._container_user(container_id, spec.user or image.user, image.id))
             if options.life_span:
                 _spawn_reaper(job_id, deadline)
             # attach before start, as `docker run` does, so no early output is missed (and none needs replaying
@@ -382,7 +377,7 @@ class DockerBackend:
             streams = None
             if not options.detach:
                 streams = self.api.attach(container_id, stdout=True, stderr=True, stream=True, logs=False, demux=True)
-            self._start(container_id)
+            self._start(container_id, spec.image if sealed else None)
             started = True
             if on_started:
                 on_started(job_id)
@@ -419,14 +414,40 @@ class DockerBackend:
                 raise Conflict(f"a container named {args['create']['name']!r} exists already; pick another --name") from None
             raise EngineError(f"the engine refused the job: {_api_error_text(exc)}") from None
 
-    def _start(self, container_id: str) -> None:
+    def _start(self, container_id: str, shim_image: str | None) -> None:
+        """Start the container. With the shim, an image without /bin/sh fails here, before anything ran: that
+        failure is the check (it costs nothing when the shell is there, unlike reading the image's files)."""
         import docker.errors
 
         try:
             self.api.start(container_id)
         except docker.errors.APIError as exc:
             self._remove_quietly(container_id)
-            raise EngineError(f"the engine could not start the job: {_api_error_text(exc)}") from None
+            text = _api_error_text(exc)
+            if shim_image is not None and "/bin/sh" in text and ("no such file" in text or "not found" in text):
+                raise UsageError(
+                    f"image {shim_image!r} has no /bin/sh, so the sealed-env shim cannot run in it; deliver "
+                    "these secrets as files (`VAR_FILE: secret-file:KEY` or a `secret:KEY:/path` volume), or "
+                    "pass --plain-env to use Docker's env (the values are then visible in `docker inspect`)"
+                ) from None
+            raise EngineError(f"the engine could not start the job: {text}") from None
+
+    def _container_user(self, container_id: str, user: str, image_id: str) -> tuple[int, int]:
+        """uid:gid the container runs as. Numeric users need no lookup; names are looked up in the image's
+        /etc/passwd once per image id (an image is immutable, so the answer is cached in the store folder)."""
+        name, _, group = user.partition(":")
+        if not user or (name.isdigit() and group.isdigit()):
+            return resolve_user(user, lambda _path: None)
+        from launcher import paths
+
+        cache = _UserCache(paths.home() / "image-users.json")
+        key = f"{image_id}|{user}"
+        cached = cache.get(key)
+        if cached is not None:
+            return cached
+        resolved = resolve_user(user, lambda p: self._read_file(container_id, p))
+        cache.put(key, resolved)
+        return resolved
 
     def _read_file(self, container_id: str, path: str) -> str | None:
         """A file of the (created, not started) container's filesystem, following symlinks; None when missing."""
@@ -591,6 +612,41 @@ class DockerBackend:
             if job.running:
                 live.add(job.id)
         secretfs.sweep(live)
+
+
+class _UserCache:
+    """A small JSON map "image id|user" -> [uid, gid]; no secrets in it. Lost or corrupt: simply rebuilt."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def _load(self) -> dict[str, list[int]]:
+        try:
+            data = json.loads(self.path.read_text())
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def get(self, key: str) -> tuple[int, int] | None:
+        value = self._load().get(key)
+        if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value):
+            return value[0], value[1]
+        return None
+
+    def put(self, key: str, value: tuple[int, int]) -> None:
+        data = self._load()
+        data[key] = list(value)
+        if len(data) > 512:  # bounded: drop the oldest entries
+            data = dict(list(data.items())[-256:])
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(data, f)
+            os.replace(tmp, self.path)
+        except OSError:
+            pass  # a cache: failing to write it only costs the next run a lookup
 
 
 def pump(streams, masker) -> None:
