@@ -569,7 +569,7 @@ class DockerBackend:
         url = self.api._url("/containers/{0}/logs", job.ref)
         response = self.api._get(url, params=params, stream=True)
         self.api._raise_for_status(response)
-        return self.api._read_from_socket(response, stream=True, tty=False, demux=True)
+        return demux_frames(response.raw)
 
     def stop(self, job: jobmod.Job, grace: int = STOP_GRACE) -> None:
         self.api.stop(job.ref, timeout=grace)
@@ -612,6 +612,23 @@ class DockerBackend:
             if job.running:
                 live.add(job.id)
         secretfs.sweep(live)
+
+
+def demux_frames(raw) -> Iterator[tuple[bytes | None, bytes | None]]:
+    """(stdout, stderr) pairs from the engine's multiplexed stream format (8-byte header: stream id, length).
+
+    docker-py can demultiplex a hijacked socket, but not a plain (chunked) HTTP body such as /logs, where reading
+    the socket directly would wait forever on a keep-alive connection.
+    """
+    import struct
+
+    while True:
+        header = raw.read(8)
+        if len(header) < 8:
+            return
+        stream_id, length = struct.unpack(">BxxxL", header)
+        data = raw.read(length)
+        yield (None, data) if stream_id == 2 else (data, None)
 
 
 class _UserCache:
