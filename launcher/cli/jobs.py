@@ -14,10 +14,47 @@ import typer
 from launcher.errors import LaunchError
 
 
-def _backend():
-    from launcher.runtime.docker import DockerBackend
+class _Jobs:
+    """Jobs across every backend the engine offers (local containers, and swarm services on a manager)."""
 
-    return DockerBackend()
+    def __init__(self):
+        from launcher.runtime import all_backends
+
+        self.backends = all_backends()
+
+    def list(self, all: bool) -> list:
+        found = [job for backend in self.backends for job in backend.jobs(all=all)]
+        return sorted(found, key=lambda j: j.created, reverse=True)
+
+    def find(self, ref: str):
+        """(backend, job) for a job id, unique id prefix or name, whichever backend it lives on."""
+        from launcher.jobs import match
+
+        job = match(self.list(all=True), ref)
+        return self.backend_of(job), job
+
+    def backend_of(self, job):
+        return next(b for b in self.backends if b.name == job.backend)
+
+    def sweep(self) -> None:
+        for backend in self.backends:
+            backend.sweep()
+
+
+def _backend() -> _Jobs:
+    return _Jobs()
+
+
+def jobs_using(names) -> dict[str, list[str]]:
+    """Secret name -> the running jobs (ids, with names) that use it, on every backend."""
+    wanted = set(names)
+    users: dict[str, list[str]] = {}
+    for job in _backend().list(all=False):
+        if not job.running:
+            continue
+        for name in wanted & set(job.secrets):
+            users.setdefault(name, []).append(f"{job.id} ({job.name})" if job.name else job.id)
+    return users
 
 
 def _current_versions() -> dict[str, int]:
@@ -40,9 +77,9 @@ def ps(
     as_json: bool = typer.Option(False, "--json", help="A JSON list on stdout."),
 ) -> None:
     """List jobs: id, name, image, status, age, exit code, the secrets each uses."""
-    backend = _backend()
-    backend.sweep()
-    jobs = backend.jobs(all=all)
+    registry = _backend()
+    registry.sweep()
+    jobs = registry.list(all=all)
     current = _current_versions()
     now = time.time()
     rows = []
@@ -87,8 +124,7 @@ def logs(
     """Show a job's output (stdout to stdout, stderr to stderr), secret values masked."""
     from launcher.runtime.docker import pump
 
-    backend = _backend()
-    found = backend.find(job)
+    backend, found = _backend().find(job)
     masker = None if no_mask else _masker_for(found)
     try:
         pump(backend.logs(found, follow=follow, tail=tail), masker)
@@ -119,12 +155,12 @@ def stop(
     time_: int = typer.Option(10, "--time", "-t", help="Seconds to wait before killing."),
 ) -> None:
     """Stop running jobs (SIGTERM, then SIGKILL after the grace period)."""
-    backend = _backend()
-    found = [backend.find(ref) for ref in jobs]
-    for job in found:
+    registry = _backend()
+    found = [registry.find(ref) for ref in jobs]
+    for backend, job in found:
         backend.stop(job, grace=time_)
         sys.stderr.write(f"launch: stopped {job.id}\n")
-    backend.sweep()
+    registry.sweep()
 
 
 def rm(
@@ -132,12 +168,12 @@ def rm(
     force: bool = typer.Option(False, "--force", "-f", help="Stop and remove running jobs too."),
 ) -> None:
     """Remove ended jobs (running ones with --force)."""
-    backend = _backend()
-    found = [backend.find(ref) for ref in jobs]
-    for job in found:
+    registry = _backend()
+    found = [registry.find(ref) for ref in jobs]
+    for backend, job in found:
         backend.remove(job, force=force)
         sys.stderr.write(f"launch: removed {job.id}\n")
-    backend.sweep()
+    registry.sweep()
 
 
 def inspect(
@@ -145,8 +181,8 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="JSON on stdout."),
 ) -> None:
     """The job as it was run: template, image, command, mounts, secret names and versions; never a value."""
-    backend = _backend()
-    data = backend.inspect(backend.find(job))
+    backend, found = _backend().find(job)
+    data = backend.inspect(found)
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
         return

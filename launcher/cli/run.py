@@ -68,6 +68,9 @@ def run(
         False, "--plain-env", help="Env secrets through Docker's own env (visible in `docker inspect`)."
     ),
     no_mask: bool = typer.Option(False, "--no-mask", help="Do not mask secret values in the job's output."),
+    backend_name: Optional[str] = typer.Option(
+        None, "--backend", help="docker (the local engine, default) or swarm; also $LAUNCH_BACKEND or `backend:`."
+    ),
 ) -> None:
     """Run a job: resolve its secret references from the store and start it."""
     from launcher import jobs as jobmod
@@ -94,7 +97,10 @@ def run(
     store = Store.open()
     plan, revealed = build_plan(spec, store)
 
-    from launcher.runtime.docker import DockerBackend, RunOptions, preflight
+    from launcher import runtime
+    from launcher.runtime.docker import RunOptions
+
+    which = runtime.choose(backend_name, spec.backend)
 
     options = RunOptions(
         detach=detach,
@@ -104,8 +110,12 @@ def run(
         mask=not no_mask,
         template=template,
     )
+    if which == "swarm":
+        from launcher.runtime.swarm import preflight
+    else:
+        from launcher.runtime.docker import preflight
     preflight(plan, options)
-    backend = DockerBackend()
+    backend = runtime.open_backend(which)
     if dry_run:
         from launcher.plan import redacted
 

@@ -268,6 +268,13 @@ def connect():
     return client
 
 
+def is_swarm_manager(client) -> bool:
+    try:
+        return bool((client.info().get("Swarm") or {}).get("ControlAvailable"))
+    except Exception:  # noqa: BLE001 - an engine that cannot say is not a manager we can use
+        return False
+
+
 def _api_error_text(exc: Exception) -> str:
     explanation = getattr(exc, "explanation", None)
     return str(explanation or exc).strip()
@@ -535,6 +542,8 @@ class DockerBackend:
         result = []
         for c in containers:
             labels = c.get("Labels") or {}
+            if "com.docker.swarm.service.id" in labels:
+                continue  # a swarm task's container: that job is the swarm backend's
             state = c.get("State", "")
             exit_code = None
             status_text = c.get("Status", "")
@@ -726,6 +735,3 @@ def _spawn_reaper(job_id: str, deadline: float | None) -> None:
         close_fds=True,
     )
 
-
-def backend_for(name: str | None = None) -> DockerBackend:
-    return DockerBackend()
