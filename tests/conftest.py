@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 TEST_IMAGE = "launch-test/busybox:latest"
 
 
-def _engine_required() -> bool:
+def engine_required() -> bool:
     return os.environ.get("LAUNCH_REQUIRE_DOCKER") == "1" or bool(os.environ.get("CI"))
 
 
@@ -65,7 +65,7 @@ def docker_api():
         client.ping()
     except Exception as exc:  # noqa: BLE001 - any failure means no engine
         message = f"no Docker engine reachable ({type(exc).__name__}); start dockerd or run `bash .ci/run`"
-        if _engine_required():
+        if engine_required():
             pytest.fail(message)
         pytest.skip(message)
     try:

@@ -126,7 +126,7 @@ def test_life_span_stops_the_job_after_the_launcher_exited(docker):
 def test_ps_backstop_stops_expired_jobs(docker):
     """If the reaper died (a reboot), the next ps stops jobs whose deadline label has passed."""
     job = detach("--life-span", "1s", "--image", TEST_IMAGE, "--", "sleep", "60")
-    subprocess.run(["pkill", "-f", f"launcher.runtime.reaper {job}"], check=False)
+    subprocess.run(["pkill", "-f", f"launcher.runtime.reaper docker {job}"], check=False)
     time.sleep(1.5)
     run_launch("ps")
     container = job_containers(docker, job)[0]["Id"]

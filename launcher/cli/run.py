@@ -137,8 +137,9 @@ def run(
     if plain_env and plan.secret_env:
         names = ", ".join(name for name, _ in plan.secret_env)
         sys.stderr.write(
-            f"launch: warning: --plain-env: the values of {names} will be visible in `docker inspect` and stored "
-            "in plaintext under /var/lib/docker until the container is removed\n"
+            f"launch: warning: --plain-env: the values of {names} will be visible in "
+            f"`docker {'service ' if which == 'swarm' else ''}inspect` and stored in plaintext under "
+            "/var/lib/docker until the job is removed\n"
         )
     code = backend.run(plan, options, masker=masker, on_started=started)
     raise typer.Exit(code)

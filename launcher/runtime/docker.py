@@ -275,7 +275,7 @@ def is_swarm_manager(client) -> bool:
         return False
 
 
-def _api_error_text(exc: Exception) -> str:
+def api_error_text(exc: Exception) -> str:
     explanation = getattr(exc, "explanation", None)
     return str(explanation or exc).strip()
 
@@ -298,12 +298,12 @@ class DockerBackend:
             if not pull:
                 raise EngineError(f"image {image!r} is not present locally (it would be pulled by `launch run`)") from None
         except docker.errors.APIError as exc:
-            raise EngineError(f"cannot inspect image {image!r}: {_api_error_text(exc)}") from None
+            raise EngineError(f"cannot inspect image {image!r}: {api_error_text(exc)}") from None
         self._pull(image, progress)
         try:
             return ImageConfig.from_inspect(self.api.inspect_image(image))
         except docker.errors.APIError as exc:  # pragma: no cover - pulled yet missing
-            raise EngineError(f"image {image!r} is still missing after a pull: {_api_error_text(exc)}") from None
+            raise EngineError(f"image {image!r} is still missing after a pull: {api_error_text(exc)}") from None
 
     def _pull(self, image: str, progress: bool) -> None:
         import docker.errors
@@ -321,7 +321,7 @@ class DockerBackend:
                     sys.stderr.flush()
         except docker.errors.APIError as exc:
             raise EngineError(
-                f"image {image!r} is not present locally and cannot be pulled ({_api_error_text(exc)}); "
+                f"image {image!r} is not present locally and cannot be pulled ({api_error_text(exc)}); "
                 "build it (`docker build -t ...`) or check its name"
             ) from None
         finally:
@@ -359,7 +359,7 @@ class DockerBackend:
         lock = secretfs.lock(secret_dir.path) if secret_dir else None
         container_id: str | None = None
         started = False
-        restore = _install_sigterm()
+        restore = install_sigterm()
         try:
             args = container_args(
                 plan,
@@ -377,8 +377,10 @@ class DockerBackend:
             container_id = self._create(args, spec.name)
             if secret_dir is not None:
                 secret_dir.chown_all(*self._container_user(container_id, spec.user or image.user, image.id))
-            if options.life_span:
-                _spawn_reaper(job_id, deadline)
+            if deadline is not None:
+                from launcher.runtime import reaper
+
+                reaper.spawn(self.name, job_id, deadline)
             # attach before start, as `docker run` does, so no early output is missed (and none needs replaying
             # from the log driver, which a foreground --rm job does not use at all)
             streams = None
@@ -419,7 +421,7 @@ class DockerBackend:
         except docker.errors.APIError as exc:
             if exc.status_code == 409:
                 raise Conflict(f"a container named {args['create']['name']!r} exists already; pick another --name") from None
-            raise EngineError(f"the engine refused the job: {_api_error_text(exc)}") from None
+            raise EngineError(f"the engine refused the job: {api_error_text(exc)}") from None
 
     def _start(self, container_id: str, shim_image: str | None) -> None:
         """Start the container. With the shim, an image without /bin/sh fails here, before anything ran: that
@@ -430,7 +432,7 @@ class DockerBackend:
             self.api.start(container_id)
         except docker.errors.APIError as exc:
             self._remove_quietly(container_id)
-            text = _api_error_text(exc)
+            text = api_error_text(exc)
             if shim_image is not None and "/bin/sh" in text and ("no such file" in text or "not found" in text):
                 raise UsageError(
                     f"image {shim_image!r} has no /bin/sh, so the sealed-env shim cannot run in it; deliver "
@@ -452,11 +454,11 @@ class DockerBackend:
         cached = cache.get(key)
         if cached is not None:
             return cached
-        resolved = resolve_user(user, lambda p: self._read_file(container_id, p))
+        resolved = resolve_user(user, lambda p: self.read_file(container_id, p))
         cache.put(key, resolved)
         return resolved
 
-    def _read_file(self, container_id: str, path: str) -> str | None:
+    def read_file(self, container_id: str, path: str) -> str | None:
         """A file of the (created, not started) container's filesystem, following symlinks; None when missing."""
         import docker.errors
 
@@ -480,7 +482,7 @@ class DockerBackend:
             secret_dir.write(_secret_file_name(index), value, secret_file.mode)
         if sealed:
             secret_dir.write("env", env_file_bytes(plan.secret_env), 0o400)
-            secret_dir.write("shim", _shim_bytes(), 0o444)
+            secret_dir.write("shim", shim_bytes(), 0o444)
 
     def _foreground(self, container_id: str, streams, options: RunOptions, masker) -> int:
         """Stream the job's output until it ends. The main thread only waits, so that Ctrl-C or SIGTERM can stop
@@ -706,11 +708,11 @@ def _split_image(image: str) -> tuple[str, str | None]:
     return image, "latest"
 
 
-def _shim_bytes() -> bytes:
+def shim_bytes() -> bytes:
     return (Path(__file__).with_name("shim.sh")).read_bytes()
 
 
-def _install_sigterm() -> Callable[[], None]:
+def install_sigterm() -> Callable[[], None]:
     """SIGTERM raises Terminated in the main thread (so the job is stopped and cleaned up); returns a restorer."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
@@ -720,18 +722,3 @@ def _install_sigterm() -> Callable[[], None]:
 
     previous = signal.signal(signal.SIGTERM, handler)
     return lambda: signal.signal(signal.SIGTERM, previous)
-
-
-def _spawn_reaper(job_id: str, deadline: float | None) -> None:
-    """A detached process that stops the job at its deadline, also after this launcher has exited."""
-    import subprocess
-
-    subprocess.Popen(
-        [sys.executable, "-m", "launcher.runtime.reaper", job_id, str(int(deadline or 0))],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        close_fds=True,
-    )
-

@@ -1,44 +1,52 @@
-"""Stops a job when its --life-span runs out: `python -m launcher.runtime.reaper JOB_ID DEADLINE`.
+"""Stops a job when its --life-span runs out: `python -m launcher.runtime.reaper BACKEND JOB_ID DEADLINE`.
 
-`launch run --life-span` starts this as a detached process (its own session, no terminal, no secret in its argv or
-environment beyond what the caller's environment already held), so the deadline holds after the launcher that
-started the job has exited. It polls the engine at most every 30 s and exits early when the job has ended. As a
-backstop (a reboot kills this process, not the job's restart policy), every `launch run` and `launch ps` also
-stops running jobs whose `launch.deadline` label has passed.
+`launch run --life-span` starts this as a detached process (`spawn`: its own session, no terminal, nothing in its
+argv but the backend, the job id and the deadline), so the deadline holds after the launcher that started the job
+has exited. It polls the engine at most every 30 s and exits early once the job has ended. As a backstop (a
+reboot ends this process but not a job with a restart policy), every `launch run` and `launch ps` also stops
+running jobs whose `launch.deadline` label has passed (the backends' `sweep()`).
 """
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 
 POLL = 30.0
 
 
-def reap(job_id: str, deadline: float) -> None:
-    from launcher import jobs as jobmod
-    from launcher.runtime.docker import STOP_GRACE, connect
+def spawn(backend: str, job_id: str, deadline: float) -> None:
+    """Start the reaper for one job, detached from this process and its terminal."""
+    subprocess.Popen(
+        [sys.executable, "-m", "launcher.runtime.reaper", backend, job_id, str(int(deadline))],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+    )
 
-    api = connect().api
+
+def reap(backend_name: str, job_id: str, deadline: float) -> None:
+    from launcher.runtime import open_backend
+
+    backend = open_backend(backend_name)
     while True:
-        containers = api.containers(all=True, filters={"label": f"{jobmod.LABEL_JOB}={job_id}"})
-        if not containers or all(c.get("State") in ("exited", "dead") for c in containers):
+        job = next((j for j in backend.jobs(all=True) if j.id == job_id), None)
+        if job is None or not job.running:
             return
         remaining = deadline - time.time()
         if remaining <= 0:
-            for c in containers:
-                try:
-                    api.stop(c["Id"], timeout=STOP_GRACE)
-                except Exception:  # noqa: BLE001 - it may have gone meanwhile
-                    pass
+            backend.stop(job)
             return
         time.sleep(min(POLL, remaining))
 
 
 def main(argv: list[str]) -> int:
-    job_id, deadline = argv[0], float(argv[1])
+    backend, job_id, deadline = argv[0], argv[1], float(argv[2])
     try:
-        reap(job_id, deadline)
+        reap(backend, job_id, deadline)
     except Exception:  # noqa: BLE001 - a detached helper has nowhere to report; the sweep is the backstop
         return 1
     return 0

@@ -15,7 +15,7 @@ A job is one service, labelled like a local job (`launcher.jobs.job_labels`, bac
 Swarm secrets are immutable, so each is named after what it holds: `launch-<secret>-v<version>-<digest>`, the
 digest an HMAC of name, version and value keyed by the swarm's cluster id. Two jobs using the same version of a
 secret share one swarm secret; a new version (or a different store's value) never collides with an old one; and
-a name shown by `docker secret ls` is no dictionary-attack oracle for a value outside that cluster. Each carries
+a name seen alone (in `docker secret ls`, or pasted into a log) is no dictionary-attack oracle for its value. Each carries
 `launch.kind` (file, env or shim) and, for a secret file, `launch.secret` and `launch.version` labels.
 
 Swarm counts references for us: it refuses to remove a secret or config that a service still names. So a job
@@ -25,15 +25,18 @@ object no service names. Two launchers racing (one releasing what the other is a
 a service that names a vanished secret fails, and `run` creates the objects again and retries.
 
 The container's uid:gid (for secret ownership) and the image's entrypoint and command (for the shim's argv) come
-from the image on the manager we talk to: a throwaway, never-started container reads its /etc/passwd, exactly as
-the local runtime does. The image is pulled there when missing; workers pull it themselves.
+from the image on the manager we talk to (pulled there when missing; workers pull it themselves). A user given by
+name is looked up in the image's /etc/passwd through a created, never-started container, as the local runtime
+does; a numeric `uid:gid` needs no lookup. An image without /bin/sh cannot run the shim: its task fails to start,
+and that failure is reported as such.
 
-A swarm cannot stop a task and keep it: `stop` retires the service, and swarm deletes the stopped task together
-with its container and logs. The job stays listed (status "stopped") until `launch rm`.
+A swarm cannot stop a task and keep it: `stop` (and a life span running out) retires the service, and swarm deletes
+the stopped task together with its container, logs and exit code. The job stays listed (status "stopped", no exit
+code) until `launch rm`; a foreground job stopped that way exits 143.
 
 Logs: swarm's follow stream never ends and lags the task's state, so a followed stream is read on a thread until
-the job has ended, then closed, and one more non-following read (from the last timestamp seen) delivers whatever
-was still in flight, skipping what was shown (`LogCursor`).
+the job has ended, then closed, and one more non-following read delivers whatever was still on its way, skipping
+what was shown (`LogCursor`).
 """
 
 from __future__ import annotations
@@ -45,7 +48,6 @@ import json
 import os
 import queue
 import socket
-import struct
 import sys
 import threading
 import time
@@ -65,16 +67,17 @@ from launcher.runtime.docker import (
     ImageConfig,
     RunOptions,
     Terminated,
-    _api_error_text,
-    _install_sigterm,
-    _shim_bytes,
+    api_error_text,
+    install_sigterm,
+    shim_bytes,
     connect,
+    demux_frames,
     env_file_bytes,
     job_argv,
     pump,
     resolve_user,
 )
-from launcher.spec import Resources, Restart, Spec
+from launcher.spec import Resources, Restart
 
 if TYPE_CHECKING:  # pragma: no cover
     from launcher.plan import Plan
@@ -134,41 +137,37 @@ def secret_object_name(key: str, version: int, tag: str) -> str:
     return f"launch-{key[: _NAME_MAX - len('launch-') - len(tail)]}{tail}"
 
 
-def _check_size(what: str, data: bytes) -> None:
-    if len(data) > SWARM_SECRET_MAX:
-        raise UsageError(
-            f"{what} is {len(data)} bytes, over swarm's limit of 500 KiB per secret; use the docker backend for it"
-        )
-
-
 def secret_mounts(plan: Plan, *, salt: bytes, uid: int, gid: int, sealed: bool) -> list[Mount]:
     """Every swarm object the job mounts: its secret files, and for sealed env the env file and the shim."""
     mounts = []
     for secret_file, value in plan.files:
         version = plan.versions[secret_file.key]
-        _check_size(f"secret '{secret_file.key}'", value)
         source = SwarmObject(
             "file",
-            secret_object_name(secret_file.key, version, digest(salt, secret_file.key.encode(), b"%d" % version, value)),
+            secret_object_name(
+                secret_file.key, version, digest(salt, secret_file.key.encode(), b"%d" % version, value)
+            ),
             value,
             {LABEL_KIND: "file", LABEL_SECRET: secret_file.key, LABEL_VERSION: str(version)},
         )
         mounts.append(Mount(source, secret_file.target, uid, gid, secret_file.mode))
     if sealed:
         env = env_file_bytes(plan.secret_env)
-        _check_size("the env secrets together", env)
         used = sorted({ref.key for variable in plan.spec.env for ref in variable.refs})
         versions = json.dumps({key: plan.versions[key] for key in used}, sort_keys=True)
         labels = {LABEL_KIND: "env", jobmod.LABEL_SECRETS: versions}
-        mounts.append(Mount(SwarmObject("env", f"launch-env-{digest(salt, env)}", env, labels), ENV_PATH, uid, gid, 0o400))
-        shim = _shim_bytes()
+        mounts.append(
+            Mount(SwarmObject("env", f"launch-env-{digest(salt, env)}", env, labels), ENV_PATH, uid, gid, 0o400)
+        )
+        shim = shim_bytes()
         name = f"launch-shim-{hashlib.sha256(shim).hexdigest()[:16]}"
         mounts.append(Mount(SwarmObject("shim", name, shim, {LABEL_KIND: "shim"}), SHIM_PATH, 0, 0, 0o444))
     return mounts
 
 
-def check_spec(spec: Spec) -> None:
-    """Refuse, before anything is created, what a swarm cannot do as the template asks."""
+def preflight(plan: Plan, options: RunOptions) -> None:
+    """Checks that need no engine, run before connecting: what a swarm cannot do as the template asks."""
+    spec = plan.spec
     if spec.network == "none":
         raise UsageError(
             "network 'none' is not available on swarm (a service always has a network); drop `network: none` or "
@@ -182,9 +181,18 @@ def check_spec(spec: Spec) -> None:
                 f"port {port.container}: swarm publishes a port on every interface of every node and cannot bind "
                 f"it to {port.host_ip}; publish it on 0.0.0.0 explicitly to accept that, or use the docker backend"
             )
+    sizes = [(f"secret '{secret_file.key}'", len(value)) for secret_file, value in plan.files]
+    if plan.secret_env and not options.plain_env:
+        sizes.append(("the sealed env file", len(env_file_bytes(plan.secret_env))))
+    for what, size in sizes:
+        if size > SWARM_SECRET_MAX:
+            raise UsageError(
+                f"{what} is {size} bytes, over swarm's limit of 500 KiB per secret; use the docker backend"
+            )
 
 
 def service_mode(restart: Restart) -> dict[str, Any]:
+    """A job runs once; "always" needs a replicated service, since a swarm job never restarts a task that exited 0."""
     if restart.policy in ("always", "unless-stopped"):
         return {"Replicated": {"Replicas": 1}}
     return {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}}
@@ -198,12 +206,14 @@ def retired_mode(mode: dict[str, Any]) -> dict[str, Any]:
 
 
 def is_retired(mode: dict[str, Any]) -> bool:
+    """True for a service asking for no task: its job has ended or was stopped."""
     if "ReplicatedJob" in mode:
         return (mode["ReplicatedJob"] or {}).get("TotalCompletions", 1) == 0
     return ((mode.get("Replicated") or {}).get("Replicas", 1)) == 0
 
 
 def restart_policy(restart: Restart) -> dict[str, Any]:
+    """Docker's restart policy in swarm's terms (max retries = max attempts; 0 is unlimited in both)."""
     if restart.policy == "no":
         return {"Condition": "none"}
     if restart.policy == "on-failure":
@@ -212,6 +222,7 @@ def restart_policy(restart: Restart) -> dict[str, Any]:
 
 
 def resources(res: Resources) -> dict[str, Any]:
+    """Limits, and GPUs as generic resources: a node offers them with `node-generic-resources` in daemon.json."""
     limits: dict[str, Any] = {}
     if res.cpus:
         limits["NanoCPUs"] = int(res.cpus * 1e9)
@@ -257,20 +268,30 @@ def service_spec(
         container["Dir"] = spec.workdir
     if spec.user:
         container["User"] = spec.user
-    secrets = [{"SecretID": oid, "SecretName": m.source.name, "File": _file(m)} for m, oid in mounts if not m.source.is_config]
-    configs = [{"ConfigID": oid, "ConfigName": m.source.name, "File": _file(m)} for m, oid in mounts if m.source.is_config]
+    secrets = [
+        {"SecretID": oid, "SecretName": m.source.name, "File": _file(m)} for m, oid in mounts if not m.source.is_config
+    ]
+    configs = [
+        {"ConfigID": oid, "ConfigName": m.source.name, "File": _file(m)} for m, oid in mounts if m.source.is_config
+    ]
     if secrets:
         container["Secrets"] = secrets
     if configs:
         container["Configs"] = configs
     if spec.binds:
         container["Mounts"] = [
-            {"Type": "bind" if b.source.startswith("/") else "volume", "Source": b.source, "Target": b.target, "ReadOnly": b.read_only}
+            {
+                "Type": "bind" if b.source.startswith("/") else "volume",
+                "Source": b.source,
+                "Target": b.target,
+                "ReadOnly": b.read_only,
+            }
             for b in spec.binds
         ]
     task: dict[str, Any] = {"ContainerSpec": container, "RestartPolicy": restart_policy(spec.restart)}
-    if resources(spec.resources):
-        task["Resources"] = resources(spec.resources)
+    limits = resources(spec.resources)
+    if limits:
+        task["Resources"] = limits
     if spec.constraints:
         task["Placement"] = {"Constraints": list(spec.constraints)}
     if spec.network:
@@ -322,13 +343,16 @@ def job_state(tasks: list[dict[str, Any]], retired: bool) -> JobState:
     """A job's state from its service's tasks (the latest one speaks for it)."""
     if not tasks:
         return JobState("stopped", ended=True) if retired else JobState("pending")
-    status = _latest(tasks)["Status"]
+    latest = _latest(tasks)
+    status = latest["Status"]
     state = status.get("State", "")
     code = (status.get("ContainerStatus") or {}).get("ExitCode")
     if state not in _TERMINAL:
         return JobState(state if state in ("running", "starting") else "pending")
     if not all(_settled(t) for t in tasks):
         return JobState("restarting", code)
+    if latest.get("DesiredState") == "remove":  # stopped: swarm deletes the task, its exit code with it
+        return JobState("stopped", ended=True)
     err = status.get("Err") or ""
     if state in _NEVER_RAN or (state == "failed" and not err.startswith(_RAN)):
         return JobState("failed", None, err or f"its task was {state}", ended=True)
@@ -384,64 +408,45 @@ def parse_frame(stream: int, data: bytes) -> Frame:
     return Frame(stream, parse_stamp(stamp.decode("ascii", "replace")), task, line)
 
 
-def _read_exact(raw, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = raw.read(size - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
-def demux(raw) -> Iterator[tuple[int, bytes]]:
-    """(stream id, payload) of each frame of a multiplexed stream read from a (chunk-decoding) HTTP response body."""
-    while True:
-        header = _read_exact(raw, 8)
-        if len(header) < 8:
-            return
-        stream, length = struct.unpack(">BxxxL", header)
-        data = _read_exact(raw, length)
-        if len(data) < length:
-            return
-        yield stream, data
-
-
 class LogCursor:
-    """How far a log stream got, per task and stream, so that a second read shows only what the first did not.
+    """How far the reads of a job's log got, per task and stream, so that each read shows only what none before
+    it did (swarm's follow stream must be closed and read again: it never ends, and it lags).
 
-    Per task and stream, messages come in file order with non-decreasing timestamps; a long line split in parts
-    gives several messages with one timestamp. So a mark is (last timestamp shown, how many messages with it).
+    Per task and stream, messages come in order with non-decreasing timestamps; a long line split in parts gives
+    several messages with one timestamp. So a mark is (last timestamp shown, how many messages had it), and
+    skipping by marks is exact. Across streams there is no order: swarm relays stdout and stderr separately, so a
+    stderr line may still be on its way while later stdout lines have arrived. A second read therefore starts
+    CATCH_UP seconds before the newest message shown, and whatever a stream still had on its way within that
+    window is shown by it.
     """
+
+    CATCH_UP = 30
 
     def __init__(self) -> None:
         self.marks: dict[tuple[bytes, int], tuple[tuple[int, int], int]] = {}
+        self._base: dict[tuple[bytes, int], tuple[tuple[int, int], int]] = {}
+        self._repeats: Counter = Counter()
 
-    def record(self, frame: Frame) -> None:
-        mark = self.marks.get(frame.key)
-        count = mark[1] + 1 if mark and mark[0] == frame.stamp else 1
-        self.marks[frame.key] = (frame.stamp, count)
-
-    def since(self) -> str | None:
-        """Where a second read must start (the earliest mark; swarm's `since` is inclusive), or None: from the start."""
+    def begin(self) -> str | None:
+        """Start a read; returns where it must start (swarm's `since`, inclusive), or None: from the start."""
+        self._base, self._repeats = dict(self.marks), Counter()
         if not self.marks:
             return None
-        seconds, nanos = min(stamp for stamp, _ in self.marks.values())
-        return f"{seconds}.{nanos:09d}"
+        seconds, nanos = max(stamp for stamp, _ in self.marks.values())
+        return f"{max(0, seconds - self.CATCH_UP)}.{nanos:09d}"
 
-    def unseen(self, frames: Iterator[Frame]) -> Iterator[Frame]:
-        """The frames of a second read that were not shown yet."""
-        repeats: Counter = Counter()
-        for frame in frames:
-            mark = self.marks.get(frame.key)
-            if mark is not None:
-                if frame.stamp < mark[0]:
-                    continue
-                if frame.stamp == mark[0]:
-                    repeats[frame.key] += 1
-                    if repeats[frame.key] <= mark[1]:
-                        continue
-            yield frame
+    def fresh(self, frame: Frame) -> bool:
+        """True, and noted, when no earlier read showed `frame`."""
+        mark = self._base.get(frame.key)
+        if mark is not None and frame.stamp <= mark[0]:
+            if frame.stamp < mark[0]:
+                return False
+            self._repeats[frame.key] += 1
+            if self._repeats[frame.key] <= mark[1]:
+                return False
+        last = self.marks.get(frame.key)
+        self.marks[frame.key] = (frame.stamp, last[1] + 1 if last and last[0] == frame.stamp else 1)
+        return True
 
 
 # --- the engine --------------------------------------------------------------------------------------------------
@@ -465,6 +470,10 @@ def swarm_cluster(client) -> str:
             "(`docker node ls` on one lists them)"
         )
     return info["Cluster"]["ID"]
+
+
+def _no_shell(error: str) -> bool:
+    return "/bin/sh" in error and ("no such file" in error or "not found" in error)
 
 
 def _epoch(text: str) -> float:
@@ -503,7 +512,7 @@ class SwarmBackend:
         from launcher.plan import redacted
 
         spec = plan.spec
-        check_spec(spec)
+        preflight(plan, options)
         job_id = jobmod.new_id()
         sealed = bool(plan.secret_env) and not options.plain_env
         image, (uid, gid) = self._image_and_owner(plan, sealed)
@@ -521,27 +530,34 @@ class SwarmBackend:
         )
         self.sweep()
         service_id: str | None = None
-        restore = _install_sigterm()
+        refs: list[tuple[bool, str]] = []
+        restore = install_sigterm()
         try:
-            service_id = self._create_service(
+            service_id, refs = self._create_service(
                 plan, job_id, image=image, mounts=mounts, labels=labels, sealed=sealed, options=options
             )
             if on_started:
                 on_started(job_id)
             if options.detach:
+                if deadline is not None:
+                    from launcher.runtime import reaper
+
+                    reaper.spawn(self.name, job_id, deadline)
                 return 0
-            return self._foreground(service_id, job_id, options, masker, deadline)
+            return self._foreground(service_id, job_id, options, masker, deadline, spec.image if sealed else None)
         except (KeyboardInterrupt, Terminated) as exc:
             code = ExitCode.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else ExitCode.TERMINATED
             if service_id is not None:
-                sys.stderr.write("launch: stopping the job (removing its service)\n")
                 self._remove_service(service_id)
             raise LaunchError("interrupted: the job was stopped" if service_id else "interrupted", code) from None
         finally:
             restore()
+            if not options.detach:
+                self._release(refs)  # the job has ended (or was removed): its objects, unless another job uses them
 
     def _image_and_owner(self, plan: Plan, sealed: bool) -> tuple[ImageConfig | None, tuple[int, int]]:
-        """The image's config (the shim needs its argv) and the uid:gid that owns the job's secrets."""
+        """The image's config (the shim needs its argv) and the uid:gid that owns the job's secrets (a user name
+        is looked up in the image's /etc/passwd)."""
         spec = plan.spec
         if not plan.files and not sealed:
             return None, (0, 0)
@@ -549,15 +565,10 @@ class SwarmBackend:
         if sealed and not job_argv(plan, image):
             raise UsageError(f"image {spec.image!r} has no entrypoint or command, and none was given")
         user = spec.user or image.user
-        if not user and not sealed:
-            return image, (0, 0)
+        name, _, group = user.partition(":")
+        if not user or (name.isdigit() and group.isdigit()):
+            return image, resolve_user(user, lambda _path: None)
         with self._probe(spec.image) as read_file:
-            if sealed and read_file("/bin/sh") is None:
-                raise UsageError(
-                    f"image {spec.image!r} has no /bin/sh, so the sealed-env shim cannot run in it; deliver these "
-                    "secrets as files (`VAR_FILE: secret-file:KEY` or a `secret:KEY:/path` volume), or pass "
-                    "--plain-env (the values are then visible in `docker service inspect`)"
-                )
             return image, resolve_user(user, read_file)
 
     @contextmanager
@@ -570,9 +581,9 @@ class SwarmBackend:
                 image, entrypoint=["/.launch-probe"], labels={LABEL_PROBE: "1"}, network_disabled=True
             )["Id"]
         except docker.errors.APIError as exc:
-            raise EngineError(f"cannot read the files of image {image!r}: {_api_error_text(exc)}") from None
+            raise EngineError(f"cannot read the files of image {image!r}: {api_error_text(exc)}") from None
         try:
-            yield lambda path: self.local._read_file(probe, path)
+            yield lambda path: self.local.read_file(probe, path)
         finally:
             self._remove_container(probe)
 
@@ -582,25 +593,32 @@ class SwarmBackend:
         except Exception:  # noqa: BLE001 - best effort; the sweep retries
             pass
 
-    def _create_service(self, plan: Plan, job_id: str, *, mounts: list[Mount], **spec_args) -> str:
-        """Create the job's objects and service; on failure nothing of it is left."""
+    def _create_service(
+        self, plan: Plan, job_id: str, *, mounts: list[Mount], **spec_args
+    ) -> tuple[str, list[tuple[bool, str]]]:
+        """Create the job's objects and service: (service id, [(is a config, id) of each object]). On failure
+        nothing of it is left."""
         import docker.errors
 
         refs: list[tuple[Mount, str]] = []
+        attempts = 0
         try:
-            for attempt in range(3):
+            while True:
+                attempts += 1
                 refs = [(m, self._ensure(m.source)) for m in mounts]
                 args = service_spec(plan, job_id, mounts=refs, **spec_args)
                 try:
-                    return self.api.create_service(**args)["ID"]
+                    service_id = self.api.create_service(**args)["ID"]
+                    return service_id, [(m.source.is_config, oid) for m, oid in refs]
                 except docker.errors.APIError as exc:
-                    text = _api_error_text(exc)
+                    text = api_error_text(exc)
                     if exc.status_code == 409:
-                        raise Conflict(f"a swarm service named {args['name']!r} exists already; pick another --name") from None
-                    if attempt < 2 and ("secret not found" in text or "config not found" in text):
+                        raise Conflict(
+                            f"a swarm service named {args['name']!r} exists already; pick another --name"
+                        ) from None
+                    if attempts < 3 and ("secret not found" in text or "config not found" in text):
                         continue  # another launcher released a shared object meanwhile: create it again
                     raise EngineError(f"the swarm refused the job: {text}") from None
-            raise AssertionError("unreachable")  # pragma: no cover
         except BaseException:
             self._release([(m.source.is_config, oid) for m, oid in refs])
             raise
@@ -617,20 +635,42 @@ class SwarmBackend:
                 return create(obj.name, obj.data, labels=obj.labels)["ID"]
             except docker.errors.APIError as exc:
                 if exc.status_code != 409:
-                    raise EngineError(f"the swarm refused {kind} {obj.name}: {_api_error_text(exc)}") from None
+                    raise EngineError(f"the swarm refused {kind} {obj.name}: {api_error_text(exc)}") from None
             for item in listing(filters={"name": obj.name}):
                 if item["Spec"]["Name"] == obj.name:
                     return item["ID"]
         raise EngineError(f"the swarm {kind} {obj.name} keeps vanishing; is another launcher sweeping it?")
 
-    def _foreground(self, service_id: str, job_id: str, options: RunOptions, masker, deadline: float | None) -> int:
+    def _foreground(
+        self, service_id: str, job_id: str, options: RunOptions, masker, deadline: float | None, shim_image: str | None
+    ) -> int:
         watch = _Watch(self, service_id, deadline)
-        pump(self._follow(service_id, watch.ended), masker if options.mask else None)
-        state = watch.state
+        cursor = LogCursor()
+        masker = masker if options.mask else None
+        try:
+            pump(self._follow(service_id, watch.ended, cursor=cursor), masker)
+        except BrokenPipeError:  # our reader went away (`| head`): the job goes on, and its exit code still counts
+            while not watch.ended():
+                time.sleep(POLL)
+        except (KeyboardInterrupt, Terminated):
+            # stop it gracefully and keep streaming, so its last words reach the user; `run` then removes it
+            grace = self._grace(service_id)
+            sys.stderr.write(f"launch: stopping the job (up to {grace}s; interrupt again to stop waiting)\n")
+            sys.stderr.flush()
+            self._retire(service_id)
+            pump(self._follow(service_id, watch.ended, cursor=cursor), masker)
+            raise
+        state = watch.state if watch.state.ended else self._snapshot(service_id)[0]
         if options.remove or state.error:
             self._remove_service(service_id)
         else:
-            self._release(self._retire(service_id))
+            self._retire(service_id)  # keeps the ended task and its logs; `run` releases the objects
+        if state.error and shim_image is not None and _no_shell(state.error):
+            raise UsageError(
+                f"image {shim_image!r} has no /bin/sh, so the sealed-env shim cannot run in it; deliver these "
+                "secrets as files (`VAR_FILE: secret-file:KEY` or a `secret:KEY:/path` volume), or pass "
+                "--plain-env (the values are then visible in `docker service inspect`)"
+            )
         if state.error:
             raise EngineError(f"the swarm could not run job {job_id}: {state.error}")
         return int(ExitCode.TERMINATED) if state.exit_code is None else state.exit_code
@@ -705,22 +745,43 @@ class SwarmBackend:
         except docker.errors.NotFound:
             raise NotFound(f"the job's service {service_id} no longer exists") from None
         except docker.errors.APIError as exc:
-            raise EngineError(f"cannot read the job's logs: {_api_error_text(exc)}") from None
+            raise EngineError(f"cannot read the job's logs: {api_error_text(exc)}") from None
         if follow:
             self.api._disable_socket_timeout(self.api._get_raw_response_socket(response))
         return response
 
     def _frames(self, response) -> Iterator[Frame]:
         try:
-            for stream, data in demux(response.raw):
-                yield parse_frame(stream, data)
+            for out, err in demux_frames(response.raw):
+                yield parse_frame(1, out) if err is None else parse_frame(2, err)
         finally:
             response.close()
 
-    def _follow(self, service_id: str, ended: Callable[[], bool], tail: int | None = None) -> Iterator[tuple]:
-        """The job's output as it comes, until `ended()`; then whatever was still on its way."""
-        cursor = LogCursor()
-        response = self._open_logs(service_id, follow=True, tail=tail)
+    def _follow(
+        self, service_id: str, ended: Callable[[], bool], tail: int | None = None, cursor: LogCursor | None = None
+    ) -> Iterator[tuple]:
+        """The job's output as it comes until `ended()`, then whatever was still on its way (after what `cursor`
+        has seen already)."""
+        cursor = cursor or LogCursor()
+        done = False
+        while True:
+            since = cursor.begin()
+            try:
+                response = self._open_logs(
+                    service_id, follow=not done, tail=tail if since is None else None, since=since
+                )
+            except NotFound:
+                return  # removed meanwhile
+            if done:
+                yield from (frame.pair() for frame in self._frames(response) if cursor.fresh(frame))
+                return
+            done = yield from self._read_until(response, cursor, ended)
+            if not done:  # the engine closed the stream early: look again
+                time.sleep(POLL)
+                done = ended()
+
+    def _read_until(self, response, cursor: LogCursor, ended: Callable[[], bool]):
+        """Yield a followed stream's new frames until `ended()` (returns True) or the stream closes (False)."""
         frames: queue.Queue = queue.Queue()
         reader = threading.Thread(target=_pour, args=(self._frames(response), frames), daemon=True)
         reader.start()
@@ -732,29 +793,16 @@ class SwarmBackend:
                 except queue.Empty:
                     frame = None
                 if frame is _END:
-                    break
-                if frame is not None:
-                    cursor.record(frame)
+                    return False
+                if frame is not None and cursor.fresh(frame):
                     yield frame.pair()
                 if time.monotonic() >= check_at:
                     if ended():
-                        break
+                        return True
                     check_at = time.monotonic() + POLL
         finally:
             self._abort(response)
             reader.join(timeout=5)
-        while not frames.empty():
-            frame = frames.get_nowait()
-            if frame is not _END:
-                cursor.record(frame)
-                yield frame.pair()
-        since = cursor.since()
-        try:
-            rest = self._open_logs(service_id, follow=False, tail=None if since else tail, since=since)
-        except NotFound:
-            return
-        for frame in cursor.unseen(self._frames(rest)):
-            yield frame.pair()
 
     def _abort(self, response) -> None:
         """Close a followed stream from this thread: shut its socket down so the reader's blocked read returns."""
@@ -906,7 +954,7 @@ class _Watch:
         if self.deadline is not None and time.time() >= self.deadline:
             sys.stderr.write("launch: the job's life span is over; stopping it\n")
             self.deadline = None
-            self.backend._stop_service(self.service_id, STOP_GRACE)
+            self.backend._retire(self.service_id)  # swarm stops the task; following goes on until it has
         return False
 
 
