@@ -29,7 +29,11 @@ def launch_home(tmp_path_factory, monkeypatch) -> Path:
     home = tmp_path_factory.mktemp("home") / "launch"
     monkeypatch.setenv("LAUNCH_HOME", str(home))
     monkeypatch.delenv("LAUNCH_PASSPHRASE", raising=False)
+    monkeypatch.delenv("LAUNCH_NEW_PASSPHRASE", raising=False)
     monkeypatch.delenv("LAUNCH_DEBUG", raising=False)
+    from launcher import redact
+
+    monkeypatch.setattr(redact, "_values", set())  # values remembered by one test never scrub another's text
     return home
 
 

@@ -186,18 +186,41 @@ def test_secret_dir_files_are_private_and_exclusive(monkeypatch, tmp_path):
 
 def test_sweep_spares_live_and_locked_folders():
     live = secretfs.SecretDir.create("live1")
-    locked = secretfs.SecretDir.create("busy1")
+    busy = secretfs.SecretDir.create("busy1")  # born locked: its launcher is still setting it up
     dead = secretfs.SecretDir.create("dead1")
-    fd = secretfs.lock(locked.path)
+    live.release()
+    dead.release()  # its launcher is gone
     try:
+        assert not secretfs.unlocked(busy.path) and secretfs.unlocked(dead.path)
         removed = secretfs.sweep({"live1"})
         assert dead.path in removed
-        assert os.path.exists(live.path) and os.path.exists(locked.path) and not os.path.exists(dead.path)
+        assert os.path.exists(live.path) and os.path.exists(busy.path) and not os.path.exists(dead.path)
     finally:
-        os.close(fd)
         live.remove()
-        locked.remove()
+        busy.remove()
         dead.remove()
+
+
+def test_a_folder_is_locked_before_sweep_can_see_it(monkeypatch):
+    """SecretDir.create makes the folder under a name sweep ignores, locks it, then renames it into place."""
+    seen = []
+    real_rename = os.rename
+
+    def spy(src, dst):
+        seen.append((os.path.basename(src), secretfs.leftovers()))
+        assert not secretfs.unlocked(src)
+        real_rename(src, dst)
+
+    monkeypatch.setattr(secretfs.os, "rename", spy)
+    d = secretfs.SecretDir.create("job2")
+    try:
+        (name, visible), = seen
+        assert name.startswith(secretfs.NEW_PREFIX)
+        assert all(job != "job2" for job, _ in visible)  # not a leftover while unborn
+        assert d.path not in secretfs.sweep(set())  # locked by its launcher (this process)
+        assert os.path.exists(d.path)
+    finally:
+        d.remove()
 
 
 def test_base_dir_refuses_a_non_tmpfs(monkeypatch, tmp_path):

@@ -9,10 +9,14 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
 
 from launcher.errors import ExitCode, LaunchError
+
+try:  # Typer >= 0.26 carries its own copy of click; older ones use the click package
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException
 
 app = typer.Typer(
     name="launch",
@@ -58,18 +62,20 @@ def main(argv: list[str] | None = None) -> None:
     except LaunchError as exc:
         _say(f"error: {exc.message}")
         code = int(exc.code)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         code = exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         # click turns Ctrl-C / EOF at a prompt into Abort
         sys.stderr.write("\n")
         _say("interrupted")
         code = int(ExitCode.INTERRUPTED)
-    except click.ClickException as exc:
-        from launcher.redact import scrub
-
-        exc.message = scrub(exc.format_message())
-        exc.show()
+    except ClickException as exc:
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()  # `launch secret` alone: the group's help
+        else:  # one line, like our own errors, with where to look
+            hint = f" (see '{ctx.command_path} -h')" if ctx is not None else ""
+            _say(f"error: {exc.format_message()}{hint}")
         code = exc.exit_code
     except KeyboardInterrupt:
         _say("interrupted")

@@ -353,10 +353,9 @@ class DockerBackend:
             remove=options.remove,
             user_labels=spec.labels,
         )
-        if secretfs.leftovers():
-            self.sweep()  # only when a killed launcher may have left a folder: keeps `run` lean
+        if any(secretfs.unlocked(path) for _job, path in secretfs.leftovers()):
+            self.sweep()  # only when a launcher that is gone left a folder: keeps `run` lean
         secret_dir = secretfs.SecretDir.create(job_id) if needs_dir else None
-        lock = secretfs.lock(secret_dir.path) if secret_dir else None
         container_id: str | None = None
         started = False
         restore = install_sigterm()
@@ -409,8 +408,8 @@ class DockerBackend:
             restore()
             if secret_dir is not None and (not started or not options.detach):
                 secret_dir.remove()
-            if lock is not None:
-                os.close(lock)
+            if secret_dir is not None:
+                secret_dir.release()
 
     def _create(self, args: dict[str, Any], name: str | None) -> str:
         import docker.errors

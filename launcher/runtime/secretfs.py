@@ -24,6 +24,7 @@ from pathlib import Path
 from launcher.errors import LaunchError
 
 PREFIX = "launch-"
+NEW_PREFIX = ".launch-new-"  # a folder being made; never swept while young (see SecretDir.create)
 
 
 def _mount_fstype(path: str) -> str | None:
@@ -70,15 +71,29 @@ def _job_prefix(job: str) -> str:
 
 @dataclass
 class SecretDir:
-    """One job's private folder. `path` is on a tmpfs, mode 0700, owned by the launcher's user."""
+    """One job's private folder. `path` is on a tmpfs, mode 0700, owned by the launcher's user.
+
+    It is born locked: made under a name `leftovers()` ignores, flock'ed, then renamed into place, so a concurrent
+    `sweep()` never sees it unlocked. The lock lasts until `release()` (or this process ends).
+    """
 
     path: str
     job: str
+    lock_fd: int | None = None
 
     @classmethod
     def create(cls, job: str) -> SecretDir:
-        path = tempfile.mkdtemp(prefix=_job_prefix(job), dir=base_dir())
-        return cls(path, job)
+        base = base_dir()
+        temp = tempfile.mkdtemp(prefix=NEW_PREFIX, dir=base)
+        fd = lock(temp)
+        path = os.path.join(base, _job_prefix(job) + os.path.basename(temp)[len(NEW_PREFIX) :])
+        os.rename(temp, path)
+        return cls(path, job, fd)
+
+    def release(self) -> None:
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
 
     def write(self, name: str, value: bytes, mode: int = 0o400, uid: int | None = None, gid: int | None = None) -> str:
         """Write one file (never following or replacing anything) and return its host path."""
@@ -111,14 +126,35 @@ class SecretDir:
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+        self.release()
+
+
+def _bases() -> set[str]:
+    return {b for b in (os.environ.get("XDG_RUNTIME_DIR"), "/dev/shm") if b and os.path.isdir(b)}
+
+
+def unlocked(path: str) -> bool:
+    """True when no live launcher holds the folder's lock."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def leftovers() -> list[tuple[str, str]]:
     """(job id, folder) for every folder of this user under the tmpfs bases."""
     found = []
     prefix = f"{PREFIX}{os.getuid()}-"
-    bases = {b for b in (os.environ.get("XDG_RUNTIME_DIR"), "/dev/shm") if b and os.path.isdir(b)}
-    for base in bases:
+    for base in _bases():
         try:
             entries = list(os.scandir(base))
         except OSError:
@@ -136,24 +172,35 @@ def sweep(live_jobs: set[str]) -> list[str]:
     A launcher holds an flock on its folder for as long as it lives (`lock()`), so a folder being set up by a
     concurrent `launch run`, whose container does not exist yet, is never swept.
     """
-    import fcntl
-
     removed = []
     for job, path in leftovers():
-        if job in live_jobs:
-            continue
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            continue  # its launcher is alive
-        finally:
-            os.close(fd)
+        if job in live_jobs or not unlocked(path):
+            continue  # its job runs, or its launcher is alive
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
+    removed += _sweep_unborn()
+    return removed
+
+
+def _sweep_unborn(age: float = 60.0) -> list[str]:
+    """Folders a launcher was killed while making (between mkdtemp and rename): empty, and older than `age`."""
+    import time
+
+    removed = []
+    for base in _bases():
+        try:
+            entries = list(os.scandir(base))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith(NEW_PREFIX) and entry.is_dir(follow_symlinks=False):
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if st.st_uid == os.getuid() and time.time() - st.st_mtime > age:
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                    removed.append(entry.path)
     return removed
 
 

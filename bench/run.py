@@ -1,0 +1,403 @@
+"""The "Fast" issue's benchmarks: `python3 bench/run.py [--quick] [--runs N] [--out docs/benchmarks.md]`.
+
+Each case times `launch` (from PATH) against the floor it cannot beat: the `docker` CLI doing the same work, and/or
+a hello-world Typer app (bench/hello_typer.py, run by the `python3` on PATH, so that both pay the same interpreter
+shims). The compared commands run in turn, A B A B ..., so that a change in the machine's load hits them alike, and
+the medians are compared as ratios. Before timing the one-job case, each side runs once with a shell check that the
+five variables and five files are really there (both sides do the same work); a full run also starts every case
+with one untimed round, which warms the caches.
+
+Everything runs in temporary folders: a fresh LAUNCH_HOME per case, and every container is labelled
+`launch-bench=<token of this run>`, so that only ours are removed, after each round and at the end.
+`--quick` is CI's smoke run: one iteration, tiny sizes; it exits 0 when every command ran, whatever the ratios.
+A full run exits 1 when a target is missed; any run exits 2 when a command failed (after writing the report when
+only some of the jobs started at once failed: that case's target is "no errors", so its failures are a result).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from bench_mask import measure as mask_throughput
+
+REPO = Path(__file__).resolve().parents[1]
+HELLO = Path(__file__).with_name("hello_typer.py")
+IMAGE = "launch-test/busybox:latest"
+LABEL = "launch-bench"
+N_ENV = N_FILES = 5
+# run by /bin/sh in the job: every variable set, every file there and not empty (exits 1 otherwise)
+CHECK = " && ".join(
+    [*(f'[ -n "$E{i}" ]' for i in range(N_ENV)), *(f"[ -s /run/secrets/f{i} ]" for i in range(N_FILES))]
+)
+
+
+class BenchError(Exception):
+    """A command of the benchmark failed: its numbers would mean nothing."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the results table."""
+
+    case: str
+    measured: str
+    baseline: str
+    ratio: str
+    target: str
+    ok: bool
+    failures: str = ""  # commands of the case that exited non-zero (the run case's "no errors" target)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    runs: int  # alternating rounds of the one-shot cases
+    bursts: int  # rounds of the concurrent case
+    listed: int  # secrets in the store for `launch secret ls`
+    concurrent: int  # jobs started at once
+    mask_mb: int
+    warm_up: bool  # an untimed round before the timed ones
+
+
+# -- running commands ------------------------------------------------------------------------------------------
+
+
+def checked(label: str, argv: list[str], env: dict[str, str], stdout: int = subprocess.DEVNULL) -> bytes:
+    """Run `argv` to its end; its stdout (if `stdout` is PIPE), or BenchError with its last stderr line."""
+    proc = subprocess.run(argv, check=False, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE)
+    if proc.returncode != 0:
+        raise BenchError(f"{label} exited {proc.returncode}: {_last_line(proc.stderr)}")
+    return proc.stdout or b""
+
+
+def timed(label: str, argv: list[str], env: dict[str, str]) -> float:
+    """Seconds `argv` took, stdout discarded; BenchError unless it exits 0."""
+    started = time.perf_counter()
+    checked(label, argv, env)
+    return time.perf_counter() - started
+
+
+def burst(argv: list[str], env: dict[str, str], count: int) -> tuple[float, list[str]]:
+    """Seconds from spawning `count` copies of `argv` at once to the last one's exit, and the last stderr line of
+    each copy that failed (failures are a result here, not an accident: the case's target is "no errors")."""
+    started = time.perf_counter()
+    procs = [
+        subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(count)
+    ]
+    outcomes = [(proc.communicate()[1], proc.returncode) for proc in procs]
+    elapsed = time.perf_counter() - started
+    return elapsed, [_last_line(stderr) for stderr, code in outcomes if code != 0]
+
+
+def alternate(commands: dict[str, Callable[[], float]], runs: int, warm_up: bool) -> dict[str, float]:
+    """The median seconds of each command, run in turn (A B A B ...) `runs` times, after one untimed round if
+    `warm_up` (it fills the caches: page cache, bytecode, the engine's image metadata)."""
+    samples: dict[str, list[float]] = {name: [] for name in commands}
+    for command in commands.values() if warm_up else ():
+        command()
+    for _ in range(runs):
+        for name, command in commands.items():
+            samples[name].append(command())
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def _last_line(stderr: bytes) -> str:
+    lines = stderr.decode(errors="replace").strip().splitlines()
+    return lines[-1] if lines else "(no message)"
+
+
+def _output(argv: list[str]) -> str:
+    """What a read-only command prints, or '?' when it cannot run (machine details are best effort)."""
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
+# -- the job both sides run --------------------------------------------------------------------------------------
+
+
+class Workload:
+    """5 env and 5 file secrets (random values), as a launch template and as the equivalent `docker run`."""
+
+    def __init__(self, folder: Path, token: str):
+        self.token = token
+        self.values = {f"{kind}{i}": secrets.token_hex(16) for kind in "ef" for i in range(N_ENV)}
+        self.files = folder / "files"
+        self.files.mkdir()
+        for i in range(N_FILES):
+            (self.files / f"f{i}").write_text(self.values[f"f{i}"])
+        self.template = folder / "job.yaml"
+        env = "".join(f"  E{i}: secret:e{i}\n" for i in range(N_ENV))
+        volumes = "".join(f"  - secret:f{i}:/run/secrets/f{i}\n" for i in range(N_FILES))
+        self.template.write_text(
+            f'image: {IMAGE}\ncommand: ["true"]\nnetwork: none\nlabels:\n  {LABEL}: "{token}"\n'
+            f"env:\n{env}volumes:\n{volumes}"
+        )
+
+    def dotenv(self) -> str:
+        return "".join(f"{name}={value}\n" for name, value in self.values.items())
+
+    def docker(self, mode: str, *command: str) -> list[str]:
+        """`docker run` doing the same work: plaintext `-e` values and the files bind-mounted read-only."""
+        env = [arg for i in range(N_ENV) for arg in ("-e", f"E{i}={self.values[f'e{i}']}")]
+        mounts = [arg for i in range(N_FILES) for arg in ("-v", f"{self.files}/f{i}:/run/secrets/f{i}:ro")]
+        label = ["--label", f"{LABEL}={self.token}"]
+        return ["docker", "run", mode, "--network", "none", *label, *env, *mounts, IMAGE, *(command or ("true",))]
+
+    def remove_containers(self) -> None:
+        """Force-remove every container of this benchmark run (and only those)."""
+        ids = _output(["docker", "ps", "-aq", "--filter", f"label={LABEL}={self.token}"]).split()
+        if ids and ids != ["?"]:
+            subprocess.run(
+                ["docker", "rm", "-f", *ids], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+
+
+# -- the cases ---------------------------------------------------------------------------------------------------
+
+
+class Bench:
+    """The five cases; each returns its row of the table. Every store and file lives under `root`."""
+
+    def __init__(self, root: Path, sizes: Sizes):
+        self.root = root
+        self.sizes = sizes
+        self.launch = shutil.which("launch")
+        self.python = shutil.which("python3")
+        if not self.launch or not self.python:
+            raise BenchError("`launch` and `python3` must be on PATH (pip install -e .)")
+        self.hello = [self.python, str(HELLO)]
+        self.job = Workload(root, secrets.token_hex(4))
+        # Bytecode cached as in an installed package, in our folder (the tree stays untouched), whatever this
+        # shell says: under PYTHONDONTWRITEBYTECODE an editable install compiles its sources on every start.
+        self.env = {**os.environ, "PYTHONPYCACHEPREFIX": str(root / "pycache")}
+        for name in ("PYTHONDONTWRITEBYTECODE", "LAUNCH_PASSPHRASE", "LAUNCH_HOME"):
+            self.env.pop(name, None)
+
+    def home(self, name: str, dotenv: str) -> dict[str, str]:
+        """The environment of a fresh store under `root`, filled through `launch secret import` (a real path)."""
+        env = {**self.env, "LAUNCH_HOME": str(self.root / name)}
+        source = self.root / f"{name}.env"
+        source.write_text(dotenv)
+        timed("launch secret import", [self.launch, "secret", "import", str(source)], env)
+        source.unlink()
+        return env
+
+    def run_rm(self) -> Row:
+        env = self.home("run", self.job.dotenv())
+        launch = [self.launch, "run", "--rm", str(self.job.template)]
+        docker = self.job.docker("--rm")
+        timed("launch run --rm (check)", [*launch, "--", "sh", "-c", CHECK], env)
+        timed("docker run --rm (check)", self.job.docker("--rm", "sh", "-c", CHECK), env)
+        m = alternate(
+            {
+                "launch": lambda: timed("launch run --rm", launch, env),
+                "docker": lambda: timed("docker run --rm", docker, env),
+                "hello": lambda: timed("hello_typer", self.hello, env),
+            },
+            self.sizes.runs,
+            self.sizes.warm_up,
+        )
+        floor = m["docker"] + m["hello"]
+        baseline = f"docker run {_ms(m['docker'])} + hello {_ms(m['hello'])} = {_ms(floor)}"
+        return _row(f"`launch run --rm`, {N_ENV} env + {N_FILES} file secrets", m["launch"], floor, baseline, 1.15)
+
+    def secret_ls(self) -> Row:
+        n = self.sizes.listed
+        env = self.home("ls", "".join(f"S{i:05}={secrets.token_hex(16)}\n" for i in range(n)))
+        listing = checked("launch secret ls", [self.launch, "secret", "ls"], env, subprocess.PIPE).splitlines()
+        if len(listing) != n + 1:
+            raise BenchError(f"`launch secret ls` listed {len(listing) - 1} secrets, not {n}")
+        m = self._versus_hello("launch secret ls", [self.launch, "secret", "ls"], self.hello, env)
+        return _row(f"`launch secret ls`, {n:,} secrets", m["launch"], m["hello"], f"hello {_ms(m['hello'])}", 1.2)
+
+    def help(self) -> Row:
+        env = {**self.env, "LAUNCH_HOME": str(self.root / "help")}
+        m = self._versus_hello("launch --help", [self.launch, "--help"], [*self.hello, "--help"], env)
+        return _row("`launch --help`", m["launch"], m["hello"], f"hello --help {_ms(m['hello'])}", 1.1)
+
+    def detached(self) -> Row:
+        n = self.sizes.concurrent
+        env = self.home("detach", self.job.dotenv())
+        launch = [self.launch, "run", "--detach", str(self.job.template)]
+        docker = self.job.docker("-d")
+        if self.sizes.warm_up:
+            timed("launch run --detach (warm-up)", launch, env)
+            self.job.remove_containers()
+
+        failures: list[str] = []
+
+        def at_once(label: str, argv: list[str]) -> Callable[[], float]:
+            def go() -> float:
+                try:
+                    elapsed, errors = burst(argv, env, n)
+                finally:
+                    self.job.remove_containers()
+                failures.extend(f"{label}: {error}" for error in errors)
+                return elapsed
+
+            return go
+
+        # n hello apps at once is no target: it shows how long Typer alone takes when n start on these cores
+        m = alternate(
+            {
+                "launch": at_once("launch run --detach", launch),
+                "docker": at_once("docker run -d", docker),
+                "hello": at_once("hello_typer", self.hello),
+            },
+            self.sizes.bursts,
+            warm_up=False,
+        )
+        baseline = f"{n} `docker run -d` {_ms(m['docker'])} (for reference, {n} hello at once: {_ms(m['hello'])})"
+        row = _row(f"{n} `launch run --detach` at once", m["launch"], m["docker"], baseline, 1.3)
+        if not failures:
+            return row
+        return replace(row, ok=False, failures=f"{len(failures)} commands failed, the first: {failures[0]}")
+
+    def masking(self) -> Row:
+        speed = mask_throughput(self.sizes.mask_mb)
+        workload = f"{self.sizes.mask_mb} MB of log lines"
+        return Row(
+            "Masking, 100 secrets (MB/s of CPU time)", f"{speed:.0f} MB/s", workload, "-", ">= 200 MB/s", speed >= 200
+        )
+
+    def _versus_hello(self, label: str, argv: list[str], hello: list[str], env: dict[str, str]) -> dict[str, float]:
+        return alternate(
+            {"launch": lambda: timed(label, argv, env), "hello": lambda: timed("hello_typer", hello, env)},
+            self.sizes.runs,
+            self.sizes.warm_up,
+        )
+
+
+def _row(case: str, measured: float, floor: float, baseline: str, limit: float) -> Row:
+    ratio = measured / floor
+    return Row(case, _ms(measured), baseline, f"{ratio:.2f}", f"<= {limit}", ratio <= limit)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+# -- the report --------------------------------------------------------------------------------------------------
+
+
+def machine(launch: str, python: str) -> dict[str, str]:
+    """What the numbers depend on: hardware, kernel, interpreter, engine, the code measured, the load."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    cpu = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    git = ["git", "--no-optional-locks", "-C", str(REPO)]  # read-only: never refreshes the index
+    dirty = _output([*git, "status", "--porcelain", "--untracked-files=no"])
+    return {
+        "CPU": f"{cpu}, {os.cpu_count()} cores",
+        "Memory": f"{memory:.1f} GiB",
+        "Kernel": f"{platform.system()} {platform.release()}",
+        "Python": platform.python_version(),
+        "Docker engine": _output(["docker", "version", "--format", "{{.Server.Version}}"]),
+        "launch commit": _output([*git, "rev-parse", "--short", "HEAD"]) + (" + uncommitted changes" if dirty else ""),
+        "Commands": f"launch = {launch}, python3 = {python}",
+        # other work on the machine skews the medians; ours (50 processes at once) would skew a later reading
+        "Load average before the run (1, 5, 15 min)": ", ".join(f"{load:.2f}" for load in os.getloadavg()),
+    }
+
+
+def import_profile(python: str, env: dict[str, str], top: int = 10) -> list[tuple[float, float, str]]:
+    """(cumulative ms, self ms, module) of the `top` slowest imports of `import launcher.cli.main`."""
+    argv = [python, "-X", "importtime", "-c", "import launcher.cli.main"]
+    proc = subprocess.run(argv, check=False, env=env, capture_output=True, text=True)
+    rows = []
+    for line in proc.stderr.splitlines():
+        parts = line.removeprefix("import time:").split("|")
+        if len(parts) == 3 and parts[0].strip().isdigit():
+            rows.append((int(parts[1]) / 1000, int(parts[0]) / 1000, parts[2].rstrip()))
+    return sorted(rows, reverse=True)[:top]
+
+
+def render(rows: list[Row], facts: dict[str, str], imports: list[tuple[float, float, str]], command: str) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        (
+            f"Generated by `{command}` on {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC. Times are medians"
+            " of alternating runs (A B A B ...) on the same machine, Python's bytecode cached as in an installed"
+            " package; ratio = launch / baseline. See bench/README.md."
+        ),
+        "",
+        "| Case | launch | Baseline | Ratio | Target | Result |",
+        "|---|---|---|---|---|---|",
+        *(f"| {r.case} | {r.measured} | {r.baseline} | {r.ratio} | {r.target} | {_verdict(r)} |" for r in rows),
+        "",
+        "## Machine",
+        "",
+        *(f"- {key}: {value}" for key, value in facts.items()),
+        "",
+        "<details><summary>Import time of <code>import launcher.cli.main</code>, top 10 by cumulative time</summary>",
+        "",
+        "| Cumulative | Self | Module |",
+        "|---|---|---|",
+        *(f"| {cumulative:.1f} ms | {own:.1f} ms | `{name.strip()}` |" for cumulative, own, name in imports),
+        "",
+        "</details>",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _verdict(row: Row) -> str:
+    return ("pass" if row.ok else "FAIL") + (f" ({row.failures})" if row.failures else "")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one iteration, tiny sizes (CI's smoke run)")
+    parser.add_argument("--runs", type=int, default=11, help="alternating rounds per case (default 11)")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md", help="the Markdown report")
+    args = parser.parse_args()
+    runs = max(1, args.runs)
+    if args.quick:
+        sizes = Sizes(runs=1, bursts=1, listed=20, concurrent=5, mask_mb=2, warm_up=False)
+    else:
+        sizes = Sizes(runs=runs, bursts=min(runs, 3), listed=1000, concurrent=50, mask_mb=64, warm_up=True)
+    with tempfile.TemporaryDirectory(prefix="launch-bench-") as folder:
+        try:
+            bench = Bench(Path(folder), sizes)
+        except BenchError as exc:
+            print(f"bench: {exc}", file=sys.stderr)
+            return 2
+        facts = machine(bench.launch, bench.python)
+        try:
+            rows = []
+            for case in (bench.run_rm, bench.secret_ls, bench.help, bench.detached, bench.masking):
+                r = case()
+                rows.append(r)
+                print(f"bench: {r.case}: {r.measured}; {r.baseline}; ratio {r.ratio}; {_verdict(r)}", file=sys.stderr)
+        except BenchError as exc:
+            print(f"bench: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            bench.job.remove_containers()
+        imports = import_profile(bench.python, bench.env)
+    command = "python3 bench/run.py" + (" --quick" if args.quick else f" --runs {sizes.runs}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(render(rows, facts, imports, command))
+    print(f"bench: wrote {args.out}", file=sys.stderr)
+    if any(r.failures for r in rows):
+        return 2
+    return 0 if args.quick or all(r.ok for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
