@@ -14,12 +14,14 @@ import time
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from launcher.errors import Conflict, NotFound, UsageError
-from launcher.store import SecretInfo, Store, UsageRecord, already_exists
+
+if TYPE_CHECKING:  # the store (sqlite3, json) loads only when a command runs, not for --help
+    from launcher.store import SecretInfo, Store, UsageRecord
 
 app = typer.Typer(
     help="Manage the encrypted secret store. No command ever prints a secret's value; there is no `get`.",
@@ -53,8 +55,10 @@ def add(
     Examples: `launch secret add db-pass` (asks), `launch secret add tls-key @key.pem`,
     `echo "$TOKEN" | launch secret add api-token`.
     """
-    store = Store.open()
+    store = _open_store()
     if store.exists(name):  # before asking for a value that would be thrown away
+        from launcher.store import already_exists
+
         raise already_exists(name)
     info = store.add(name, _read_value(name, value), description)
     _note(f"added secret '{info.name}' (version {info.version})")
@@ -67,7 +71,7 @@ def edit(
     description: Annotated[str | None, typer.Option("--description", "-d", help="A new description.")] = None,
 ) -> None:
     """Change a secret's value (a new version) and/or its description. The value is asked for if neither is given."""
-    store = Store.open()
+    store = _open_store()
     store.require([name])
     new_value = _read_value(name, value) if value is not None or description is None else None
     info = store.edit(name, new_value, description)
@@ -77,7 +81,7 @@ def edit(
 @app.command("ls")
 def list_secrets(as_json: JsonOpt = False) -> None:
     """List the secrets: names, versions, times and descriptions, never values."""
-    secrets = Store.open().list()
+    secrets = _open_store().list()
     if as_json:
         _print(json.dumps([_info_dict(s) for s in secrets], indent=2))
     elif secrets:
@@ -91,7 +95,7 @@ def list_secrets(as_json: JsonOpt = False) -> None:
 @app.command()
 def show(name: NameArg, as_json: JsonOpt = False) -> None:
     """Show a secret's details and where it was last used, never its value."""
-    info = Store.open().info(name)
+    info = _open_store().info(name)
     if as_json:
         _print(json.dumps(_info_dict(info, with_last_use=True), indent=2))
         return
@@ -115,7 +119,7 @@ def rm(
 ) -> None:
     """Delete secrets, after you type each name to confirm (read from stdin when it is not a terminal)."""
     names = list(dict.fromkeys(names))
-    store = Store.open()
+    store = _open_store()
     store.require(names)
     _check_not_in_use(names, force)
     if not yes:
@@ -137,7 +141,7 @@ def import_dotenv(
     except UnicodeDecodeError:
         raise UsageError(f"{file}: not UTF-8 text") from None
     entries = parse(text, filename=str(file))
-    result = Store.open().import_entries([(e.name, e.value.encode()) for e in entries], description)
+    result = _open_store().import_entries([(e.name, e.value.encode()) for e in entries], description)
     for name, reason in result.skipped:
         _note(f"skipped {name}: {reason}")
     if result.added:
@@ -152,7 +156,7 @@ def rotate_key(
     to: Annotated[KeyKind | None, typer.Option("--to", help="Switch to a key file or a passphrase.")] = None,
 ) -> None:
     """Re-wrap the store's data key under a new key file or passphrase (LAUNCH_NEW_PASSPHRASE, or asked)."""
-    store = Store.open()
+    store = _open_store()
     store.rotate_key(to.value if to else None)
     protection = {KeyKind.keyfile: "; a key file protects it now", KeyKind.passphrase: "; a passphrase protects it now"}
     _note(f"rotated the store's key{protection.get(to, '')}")
@@ -245,6 +249,12 @@ def _confirm_removal(names: Sequence[str]) -> None:
 
 
 # -- output ----------------------------------------------------------------------------------------------------
+
+
+def _open_store() -> Store:
+    from launcher.store import Store
+
+    return Store.open()
 
 
 def _note(message: str) -> None:
