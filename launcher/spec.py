@@ -8,7 +8,6 @@ plan out. A `Spec` holds secret *names* only, never values.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -20,7 +19,7 @@ class SecretRef:
 
 # An env value is a sequence of literal text pieces and secret references, concatenated at resolve time:
 # "postgres://app:{{ RUNPOD_SECRET_db }}@db/app" -> ("postgres://app:", SecretRef("db"), "@db/app").
-EnvPart = Union[str, SecretRef]
+EnvPart = str | SecretRef
 
 
 @dataclass(frozen=True)

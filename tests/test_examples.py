@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import REPO, run_launch
 
 pytestmark = pytest.mark.docker
@@ -52,8 +51,16 @@ def test_runpod_style(docker, secrets):
 
 def test_env_file_and_dry_run(docker, secrets):
     result = run_launch(
-        "run", "--rm", "--image", "launch-test/busybox:latest", "--env-file", str(EXAMPLES / "app.env"),
-        "--", "sh", "-c", 'echo "$LOG_LEVEL"; wc -c < "$DB_PASSWORD_FILE"; echo "${#API_TOKEN}"',
+        "run",
+        "--rm",
+        "--image",
+        "launch-test/busybox:latest",
+        "--env-file",
+        str(EXAMPLES / "app.env"),
+        "--",
+        "sh",
+        "-c",
+        'echo "$LOG_LEVEL"; wc -c < "$DB_PASSWORD_FILE"; echo "${#API_TOKEN}"',
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode().split() == ["info", str(len(DB_PASS)), str(len(TOKEN))]

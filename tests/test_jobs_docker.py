@@ -7,7 +7,6 @@ import subprocess
 import time
 
 import pytest
-
 from conftest import TEST_IMAGE, job_containers, launch_cmd, run_launch
 
 pytestmark = pytest.mark.docker
@@ -44,8 +43,18 @@ def wait_for(predicate, timeout: float = 30, step: float = 0.2):
 
 def test_job_lifecycle_by_id_and_name(docker):
     add("tok", VALUE)
-    job = detach("--name", "web-1", "--image", TEST_IMAGE, "--env", "T=secret:tok",
-                 "--", "sh", "-c", "echo started; trap 'exit 0' TERM; while true; do sleep 0.1; done")
+    job = detach(
+        "--name",
+        "web-1",
+        "--image",
+        TEST_IMAGE,
+        "--env",
+        "T=secret:tok",
+        "--",
+        "sh",
+        "-c",
+        "echo started; trap 'exit 0' TERM; while true; do sleep 0.1; done",
+    )
     (row,) = [r for r in ps_json() if r["id"] == job]
     assert row["name"] == "web-1" and row["image"] == TEST_IMAGE and row["status"] == "running"
     assert row["secrets"] == {"tok": 1} and row["exit_code"] is None
@@ -71,9 +80,9 @@ def test_logs_are_masked_across_reads_lines_and_streams(docker):
     half = len(VALUE) // 2
     script = (
         f"printf '{VALUE[:half]}'; sleep 0.3; printf '{VALUE[half:]}\\n'; "  # one value split over two writes
-        "echo \"err $T\" >&2; "
+        'echo "err $T" >&2; '
         "printf '%s\\n' \"$P\"; "  # a multi-line value
-        "printf '\\033[32m%s\\033[0m\\n' \"$T\"; echo done"
+        "printf '\\033[32m%s\\033[0m\\n' \"$T\"; sleep 0.2; echo done"  # last, after stderr settles
     )
     job = detach("--image", TEST_IMAGE, "--env", "T=secret:tok", "--env", "P=secret:pem", "--", "sh", "-c", script)
     wait_for(lambda: b"done" in run_launch("logs", job).stdout)
@@ -88,8 +97,16 @@ def test_logs_are_masked_across_reads_lines_and_streams(docker):
 
 def test_logs_follow_streams_until_the_job_ends(docker):
     add("tok", VALUE)
-    job = detach("--image", TEST_IMAGE, "--env", "T=secret:tok",
-                 "--", "sh", "-c", "for i in 1 2 3; do echo \"line $i $T\"; sleep 0.3; done")
+    job = detach(
+        "--image",
+        TEST_IMAGE,
+        "--env",
+        "T=secret:tok",
+        "--",
+        "sh",
+        "-c",
+        'for i in 1 2 3; do echo "line $i $T"; sleep 0.3; done',
+    )
     follow = subprocess.run([*launch_cmd(), "logs", "-f", job], capture_output=True, timeout=30)
     assert follow.returncode == 0, follow.stderr
     assert follow.stdout == b"line 1 ***\nline 2 ***\nline 3 ***\n"
@@ -115,8 +132,16 @@ def test_inspect_shows_the_job_as_run_without_values(docker, tmp_path):
 
 
 def test_life_span_stops_the_job_after_the_launcher_exited(docker):
-    job = detach("--life-span", "2s", "--image", TEST_IMAGE,
-                 "--", "sh", "-c", "trap 'echo reaped; exit 0' TERM; while true; do sleep 0.1; done")
+    job = detach(
+        "--life-span",
+        "2s",
+        "--image",
+        TEST_IMAGE,
+        "--",
+        "sh",
+        "-c",
+        "trap 'echo reaped; exit 0' TERM; while true; do sleep 0.1; done",
+    )
     # the launcher has exited; a detached reaper enforces the deadline
     container = job_containers(docker, job)[0]["Id"]
     wait_for(lambda: docker.inspect_container(container)["State"]["Status"] == "exited", timeout=30)

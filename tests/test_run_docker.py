@@ -11,11 +11,10 @@ import json
 import os
 import signal
 import subprocess
-import time
+import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import TEST_IMAGE, job_containers, launch_cmd, run_launch
 
 pytestmark = pytest.mark.docker
@@ -60,7 +59,12 @@ def test_env_secrets_both_syntaxes_and_file_secret(docker, tmp_path):
         f"""
 image: {TEST_IMAGE}
 network: none
-command: ["sh", "-c", "printf %s \\"$API\\" | sha256sum; printf %s \\"$URL\\" | sha256sum; sha256sum < /run/s/cert; stat -c '%a %u:%g' /run/s/cert; echo \\"$PLAIN\\""]
+command:
+  - sh
+  - -c
+  - |
+    printf %s "$API" | sha256sum; printf %s "$URL" | sha256sum
+    sha256sum < /run/s/cert; stat -c '%a %u:%g' /run/s/cert; echo "$PLAIN"
 env:
   API: secret:api_key
   URL: "postgres://app:{{{{ RUNPOD_SECRET_db_pass }}}}@db/app"
@@ -88,8 +92,15 @@ def test_non_root_user_reads_its_file(docker, tmp_path):
     for user, owner in (("app", "1000:1000"), ("1000:1000", "1000:1000"), ("4321", "4321:0")):
         template = write(tmp_path, f"image: {TEST_IMAGE}\nnetwork: none\nuser: '{user}'\n")
         result = run_launch(
-            "run", "--rm", str(template), "--volume", "secret:token:/home/app/token",
-            "--", "sh", "-c", "id -u; stat -c '%a %u:%g' /home/app/token; sha256sum < /home/app/token",
+            "run",
+            "--rm",
+            str(template),
+            "--volume",
+            "secret:token:/home/app/token",
+            "--",
+            "sh",
+            "-c",
+            "id -u; stat -c '%a %u:%g' /home/app/token; sha256sum < /home/app/token",
         )
         assert result.returncode == 0, (user, result.stderr)
         uid, mode_owner, digest = result.stdout.decode().split("\n")[:3]
@@ -119,9 +130,23 @@ command: ["sh", "-c", "echo never"]
     envfile.write_text("Y=from-env-file\nZ=from-env-file\n")
     monkeypatch.setenv("FROM_CALLER", "caller-value")
     result = run_launch(
-        "run", "--rm", str(job), "--env-file", str(envfile), "--env", "Z=from-flag", "--env", "X=secret:b",
-        "--env", "FROM_CALLER", "--volume", "secret:b:/s/file",
-        "--", "sh", "-c", 'printf %s "$X" | sha256sum; echo "$Y $Z $FROM_CALLER"; sha256sum < /s/file',
+        "run",
+        "--rm",
+        str(job),
+        "--env-file",
+        str(envfile),
+        "--env",
+        "Z=from-flag",
+        "--env",
+        "X=secret:b",
+        "--env",
+        "FROM_CALLER",
+        "--volume",
+        "secret:b:/s/file",
+        "--",
+        "sh",
+        "-c",
+        'printf %s "$X" | sha256sum; echo "$Y $Z $FROM_CALLER"; sha256sum < /s/file',
         env={"FROM_CALLER": "caller-value"},
     )
     assert result.returncode == 0, result.stderr
@@ -132,9 +157,7 @@ command: ["sh", "-c", "echo never"]
 
 
 def test_exit_code_and_stream_separation(docker):
-    result = run_launch(
-        "run", "--rm", "--image", TEST_IMAGE, "--", "sh", "-c", "echo to-out; echo to-err >&2; exit 7"
-    )
+    result = run_launch("run", "--rm", "--image", TEST_IMAGE, "--", "sh", "-c", "echo to-out; echo to-err >&2; exit 7")
     assert result.returncode == 7
     assert result.stdout == b"to-out\n"
     assert b"to-err\n" in result.stderr
@@ -144,13 +167,23 @@ def test_exit_code_and_stream_separation(docker):
 def test_job_output_is_masked(docker):
     add_secret("tok", CANARY)
     result = run_launch(
-        "run", "--rm", "--image", TEST_IMAGE, "--env", "T=secret:tok",
-        "--", "sh", "-c", 'echo "out $T"; echo "err $T" >&2; printf "\\033[31m%s\\033[0m\\n" "$T"',
+        "run",
+        "--rm",
+        "--image",
+        TEST_IMAGE,
+        "--env",
+        "T=secret:tok",
+        "--",
+        "sh",
+        "-c",
+        'echo "out $T"; echo "err $T" >&2; printf "\\033[31m%s\\033[0m\\n" "$T"',
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"out ***\n\x1b[31m***\x1b[0m\n"
     assert b"err ***" in result.stderr
-    unmasked = run_launch("run", "--rm", "--no-mask", "--image", TEST_IMAGE, "--env", "T=secret:tok", "--", "sh", "-c", 'echo "$T"')
+    unmasked = run_launch(
+        "run", "--rm", "--no-mask", "--image", TEST_IMAGE, "--env", "T=secret:tok", "--", "sh", "-c", 'echo "$T"'
+    )
     assert unmasked.stdout == CANARY.encode() + b"\n"
 
 
@@ -165,9 +198,20 @@ def _launch_until_ready(*args: str) -> subprocess.Popen:
 def test_interrupt_stops_the_job_and_cleans_up(docker, sig, code):
     add_secret("tok", CANARY)
     proc = _launch_until_ready(
-        "run", "--rm", "--name", f"sigtest-{code}", "--image", TEST_IMAGE, "--volume", "secret:tok:/s/tok",
-        "--env", "T=secret:tok",
-        "--", "sh", "-c", "trap 'echo got-term; exit 143' TERM; echo ready; while true; do sleep 0.1; done",
+        "run",
+        "--rm",
+        "--name",
+        f"sigtest-{code}",
+        "--image",
+        TEST_IMAGE,
+        "--volume",
+        "secret:tok:/s/tok",
+        "--env",
+        "T=secret:tok",
+        "--",
+        "sh",
+        "-c",
+        "trap 'echo got-term; exit 143' TERM; echo ready; while true; do sleep 0.1; done",
     )
     assert len(job_containers(docker)) >= 1
     proc.send_signal(sig)
@@ -216,7 +260,9 @@ def test_detach_prints_only_the_job_id(docker):
 def test_dry_run_starts_nothing_and_redacts(docker, tmp_path):
     add_secret("tok", CANARY)
     before = len(job_containers(docker))
-    result = run_launch("run", "--dry-run", "--image", TEST_IMAGE, "--env", "T=secret:tok", "--volume", "secret:tok:/s/t")
+    result = run_launch(
+        "run", "--dry-run", "--image", TEST_IMAGE, "--env", "T=secret:tok", "--volume", "secret:tok:/s/t"
+    )
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
     assert plan["image"] == TEST_IMAGE
@@ -251,8 +297,17 @@ def test_missing_secrets_are_all_listed_and_nothing_starts(docker, tmp_path):
     add_secret("present", "x")
     before = len(job_containers(docker))
     result = run_launch(
-        "run", "--image", TEST_IMAGE, "--env", "A=secret:missing_one", "--env", "B=secret:present",
-        "--volume", "secret:missing_two:/s/f", "--", "true",
+        "run",
+        "--image",
+        TEST_IMAGE,
+        "--env",
+        "A=secret:missing_one",
+        "--env",
+        "B=secret:present",
+        "--volume",
+        "secret:missing_two:/s/f",
+        "--",
+        "true",
     )
     err = assert_clean_failure(result, 3, "missing_one", "missing_two")
     assert "present" not in err.replace("not present", "")
@@ -280,7 +335,37 @@ def test_unreachable_engine_is_one_clear_error():
 def test_remote_engine_refuses_file_secrets(docker):
     add_secret("tok", CANARY)
     result = run_launch(
-        "run", "--image", TEST_IMAGE, "--volume", "secret:tok:/s/t", "--", "true",
+        "run",
+        "--image",
+        TEST_IMAGE,
+        "--volume",
+        "secret:tok:/s/t",
+        "--",
+        "true",
         env={"DOCKER_HOST": "tcp://127.0.0.1:9"},
     )
     assert_clean_failure(result, 2, "DOCKER_HOST")
+
+
+def test_folders_of_a_killed_launcher_are_swept_by_the_next_run(docker):
+    """A launcher SIGKILLed while it held secret files: the next `launch` command removes them."""
+    code = (
+        "import sys, time\n"
+        "from launcher.runtime import secretfs\n"
+        "d = secretfs.SecretDir.create('killedjob1')\n"
+        "d.write('f0', b'" + CANARY + "')\n"
+        "print(d.path, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    path = proc.stdout.readline().decode().strip()
+    assert os.path.exists(path)
+    assert run_launch("ps").returncode == 0
+    assert os.path.exists(path)  # its launcher is alive: left alone
+    proc.kill()
+    proc.wait()
+    add_secret("tok", "x")
+    result = run_launch("run", "--rm", "--image", TEST_IMAGE, "--volume", "secret:tok:/s/t", "--", "true")
+    assert result.returncode == 0, result.stderr
+    assert not os.path.exists(path)
+    assert_no_plaintext_on_host(CANARY)

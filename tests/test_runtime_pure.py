@@ -79,7 +79,9 @@ def test_container_args_sealed_env_keeps_values_out_of_the_config():
 def test_container_args_plain_env_is_explicit():
     spec = Spec(image="img", env=(EnvVar("TOKEN", (SecretRef("tok"),)),), command=("env",))
     plan = FakePlan(spec, secret_env=(("TOKEN", "v1"),))
-    args = rt.container_args(plan, "abc", image=IMAGE, secret_dir=None, labels={}, sealed=False, options=rt.RunOptions())
+    args = rt.container_args(
+        plan, "abc", image=IMAGE, secret_dir=None, labels={}, sealed=False, options=rt.RunOptions()
+    )
     assert args["create"]["environment"] == ["TOKEN=v1"]
     assert args["create"]["entrypoint"] is None and args["create"]["command"] == ["env"]
 
@@ -214,7 +216,7 @@ def test_a_folder_is_locked_before_sweep_can_see_it(monkeypatch):
     monkeypatch.setattr(secretfs.os, "rename", spy)
     d = secretfs.SecretDir.create("job2")
     try:
-        (name, visible), = seen
+        ((name, visible),) = seen
         assert name.startswith(secretfs.NEW_PREFIX)
         assert all(job != "job2" for job, _ in visible)  # not a leftover while unborn
         assert d.path not in secretfs.sweep(set())  # locked by its launcher (this process)

@@ -9,13 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import pytest
-
 from conftest import TEST_IMAGE, job_containers, run_launch
 
 pytestmark = pytest.mark.docker
@@ -82,8 +79,14 @@ def wait_exit(api, container_id: str, timeout: float = 30) -> int:
 
 def test_value_reaches_the_job_but_no_docker_record(docker, canary):
     job = detach(
-        "--image", TEST_IMAGE, "--env", "T=secret:tok",
-        "--", "sh", "-c", 'printf %s "$T" | sha256sum; echo ready; sleep 3',
+        "--image",
+        TEST_IMAGE,
+        "--env",
+        "T=secret:tok",
+        "--",
+        "sh",
+        "-c",
+        'printf %s "$T" | sha256sum; echo ready; sleep 3',
     )
     container = container_of(docker, job)["Id"]
     deadline = time.time() + 20
@@ -118,8 +121,16 @@ def test_image_entrypoint_and_cmd_run_unchanged(docker, canary):
         "default cmd",
     ]
     override = run_launch(
-        "run", "--rm", "--image", ENTRYPOINT_IMAGE, "--env", "T=secret:tok",
-        "--", "sh", "-c", 'printf %s "$T" | sha256sum',
+        "run",
+        "--rm",
+        "--image",
+        ENTRYPOINT_IMAGE,
+        "--env",
+        "T=secret:tok",
+        "--",
+        "sh",
+        "-c",
+        'printf %s "$T" | sha256sum',
     )
     assert override.returncode == 0, override.stderr
     lines = override.stdout.decode().splitlines()
@@ -132,8 +143,14 @@ def test_exit_codes_and_sigterm_reach_the_process(docker, canary):
     result = run_launch("run", "--rm", "--image", TEST_IMAGE, "--env", "T=secret:tok", "--", "sh", "-c", "exit 42")
     assert result.returncode == 42
     job = detach(
-        "--image", TEST_IMAGE, "--env", "T=secret:tok",
-        "--", "sh", "-c", "trap 'echo got-term-as-pid-$$; exit 143' TERM; echo up; while true; do sleep 0.1; done",
+        "--image",
+        TEST_IMAGE,
+        "--env",
+        "T=secret:tok",
+        "--",
+        "sh",
+        "-c",
+        "trap 'echo got-term-as-pid-$$; exit 143' TERM; echo up; while true; do sleep 0.1; done",
     )
     container = container_of(docker, job)["Id"]
     deadline = time.time() + 20
@@ -155,16 +172,33 @@ def test_shell_less_image_is_refused_with_the_choices(docker, canary):
     assert len(job_containers(docker)) == before
     # the explicit opt-in works, with a warning that says where the value is visible
     plain = run_launch(
-        "run", "--rm", "--plain-env", "--image", NOSHELL_IMAGE, "--env", "T=secret:tok",
-        "--", "sh", "-c", 'printf %s "$T" | sha256sum',
+        "run",
+        "--rm",
+        "--plain-env",
+        "--image",
+        NOSHELL_IMAGE,
+        "--env",
+        "T=secret:tok",
+        "--",
+        "sh",
+        "-c",
+        'printf %s "$T" | sha256sum',
     )
     assert plain.returncode == 0, plain.stderr
     assert plain.stdout.split()[0].decode() == sha(canary)
     assert b"docker inspect" in plain.stderr
     # files need no shell at all
     as_file = run_launch(
-        "run", "--rm", "--image", NOSHELL_IMAGE, "--env", "T_FILE=secret-file:tok",
-        "--", "sh", "-c", 'echo "$T_FILE"; sha256sum < "$T_FILE"',
+        "run",
+        "--rm",
+        "--image",
+        NOSHELL_IMAGE,
+        "--env",
+        "T_FILE=secret-file:tok",
+        "--",
+        "sh",
+        "-c",
+        'echo "$T_FILE"; sha256sum < "$T_FILE"',
     )
     assert as_file.returncode == 0, as_file.stderr
     path, digest = as_file.stdout.decode().splitlines()

@@ -405,7 +405,7 @@ def test_versions_share_a_swarm_secret_and_never_collide(swarm):
 
 @docker_test
 def test_a_task_that_never_ran_is_an_engine_error_and_leaves_nothing(swarm):
-    with pytest.raises(EngineError, match="could not run job .*No such image"):
+    with pytest.raises(EngineError, match=r"could not run job .*No such image"):
         swarm.run(plan_of(Spec(image="launch-test/missing:latest", command=("true",))), RunOptions())
     assert swarm.jobs() == []
 

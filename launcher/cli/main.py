@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         # stdout was closed by the reader (`launch secret ls | head`): not an error of ours
         try:
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep interpreter shutdown quiet
+            sys.stdout = open(os.devnull, "w")
         except OSError:
             pass
         code = 0

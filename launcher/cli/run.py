@@ -10,11 +10,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Optional
 
 import typer
 from typer.core import TyperCommand
-
 
 
 class _RunCommand(TyperCommand):
@@ -52,23 +50,23 @@ def build_plan(spec, store):
 
 def run(
     ctx: typer.Context,
-    template: Optional[str] = typer.Argument(None, help="A template file, or the name of a built-in template."),
-    image: Optional[str] = typer.Option(None, "--image", help="The image (overrides the template's)."),
+    template: str | None = typer.Argument(None, help="A template file, or the name of a built-in template."),
+    image: str | None = typer.Option(None, "--image", help="The image (overrides the template's)."),
     env: list[str] = typer.Option(
         [], "--env", "-e", help="VAR=VALUE, VAR=secret:KEY, VAR=secret-file:KEY, or VAR (copied from your environment)."
     ),
     volume: list[str] = typer.Option([], "--volume", "-v", help="secret:KEY:/path, or HOST:/path[:ro|rw]."),
     env_file: list[str] = typer.Option([], "--env-file", help="A dotenv file; its values may be references too."),
-    name: Optional[str] = typer.Option(None, "--name", help="A name for the job (and its container)."),
+    name: str | None = typer.Option(None, "--name", help="A name for the job (and its container)."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Start the job and print its id."),
     rm: bool = typer.Option(False, "--rm", help="Remove the job once it has ended."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved plan, values redacted; start nothing."),
-    life_span: Optional[str] = typer.Option(None, "--life-span", help="Stop the job after this long: 30m, 2h, 1d."),
+    life_span: str | None = typer.Option(None, "--life-span", help="Stop the job after this long: 30m, 2h, 1d."),
     plain_env: bool = typer.Option(
         False, "--plain-env", help="Env secrets through Docker's own env (visible in `docker inspect`)."
     ),
     no_mask: bool = typer.Option(False, "--no-mask", help="Do not mask secret values in the job's output."),
-    backend_name: Optional[str] = typer.Option(
+    backend_name: str | None = typer.Option(
         None, "--backend", help="docker (the local engine, default) or swarm; also $LAUNCH_BACKEND or `backend:`."
     ),
 ) -> None:

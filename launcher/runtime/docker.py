@@ -30,12 +30,12 @@ import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from launcher import jobs as jobmod
-from launcher.errors import Conflict, EngineError, ExitCode, LaunchError, NotFound, UsageError
+from launcher.errors import Conflict, EngineError, ExitCode, LaunchError, UsageError
 from launcher.runtime import secretfs
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -81,6 +81,24 @@ class ImageConfig:
             config.get("WorkingDir") or "",
             data.get("Id") or "",
         )
+
+
+def plan_labels(plan: Plan, job_id: str, options: RunOptions, backend: str) -> tuple[dict[str, str], float | None]:
+    """The labels that record a job in the engine (names, versions, the redacted plan), and its deadline."""
+    from launcher.plan import redacted
+
+    deadline = time.time() + options.life_span if options.life_span else None
+    labels = jobmod.job_labels(
+        job_id,
+        plan.spec.name,
+        dict(plan.versions),
+        redacted(plan),
+        deadline=deadline,
+        remove=options.remove,
+        backend=backend,
+        user_labels=plan.spec.labels,
+    )
+    return labels, deadline
 
 
 def job_argv(plan: Plan, image: ImageConfig) -> list[str]:
@@ -271,7 +289,7 @@ def connect():
 def is_swarm_manager(client) -> bool:
     try:
         return bool((client.info().get("Swarm") or {}).get("ControlAvailable"))
-    except Exception:  # noqa: BLE001 - an engine that cannot say is not a manager we can use
+    except Exception:
         return False
 
 
@@ -296,7 +314,9 @@ class DockerBackend:
             return ImageConfig.from_inspect(self.api.inspect_image(image))
         except docker.errors.ImageNotFound:
             if not pull:
-                raise EngineError(f"image {image!r} is not present locally (it would be pulled by `launch run`)") from None
+                raise EngineError(
+                    f"image {image!r} is not present locally (it would be pulled by `launch run`)"
+                ) from None
         except docker.errors.APIError as exc:
             raise EngineError(f"cannot inspect image {image!r}: {api_error_text(exc)}") from None
         self._pull(image, progress)
@@ -341,18 +361,7 @@ class DockerBackend:
         needs_dir = bool(plan.files) or sealed
         if sealed and not job_argv(plan, image):
             raise UsageError(f"image {spec.image!r} has no entrypoint or command, and none was given")
-        from launcher.plan import redacted
-
-        deadline = time.time() + options.life_span if options.life_span else None
-        labels = jobmod.job_labels(
-            job_id,
-            spec.name,
-            dict(plan.versions),
-            redacted(plan),
-            deadline=deadline,
-            remove=options.remove,
-            user_labels=spec.labels,
-        )
+        labels, deadline = plan_labels(plan, job_id, options, self.name)
         if any(secretfs.unlocked(path) for _job, path in secretfs.leftovers()):
             self.sweep()  # only when a launcher that is gone left a folder: keeps `run` lean
         secret_dir = secretfs.SecretDir.create(job_id) if needs_dir else None
@@ -419,7 +428,9 @@ class DockerBackend:
             return self.api.create_container(host_config=host_config, **args["create"])["Id"]
         except docker.errors.APIError as exc:
             if exc.status_code == 409:
-                raise Conflict(f"a container named {args['create']['name']!r} exists already; pick another --name") from None
+                raise Conflict(
+                    f"a container named {args['create']['name']!r} exists already; pick another --name"
+                ) from None
             raise EngineError(f"the engine refused the job: {api_error_text(exc)}") from None
 
     def _start(self, container_id: str, shim_image: str | None) -> None:
@@ -491,7 +502,7 @@ class DockerBackend:
         def stream() -> None:
             try:
                 pump(streams, masker if options.mask else None)
-            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            except BaseException as exc:
                 failure.append(exc)
 
         pumper = threading.Thread(target=stream, name="launch-output", daemon=True)
@@ -525,7 +536,7 @@ class DockerBackend:
     def _stop_quietly(self, container_id: str, grace: int, remove: bool) -> None:
         try:
             self._stop(container_id, grace)
-        except Exception:  # noqa: BLE001 - best effort while exiting
+        except Exception:
             pass
         if remove:
             self._remove_quietly(container_id)
@@ -533,7 +544,7 @@ class DockerBackend:
     def _remove_quietly(self, container_id: str) -> None:
         try:
             self.api.remove_container(container_id, force=True)
-        except Exception:  # noqa: BLE001 - best effort
+        except Exception:
             pass
 
     # --- jobs ---------------------------------------------------------------------------------------------------
@@ -574,7 +585,9 @@ class DockerBackend:
     def find(self, ref: str) -> jobmod.Job:
         return jobmod.match(self.jobs(all=True), ref)
 
-    def logs(self, job: jobmod.Job, follow: bool = False, tail: int | None = None) -> Iterator[tuple[bytes | None, bytes | None]]:
+    def logs(
+        self, job: jobmod.Job, follow: bool = False, tail: int | None = None
+    ) -> Iterator[tuple[bytes | None, bytes | None]]:
         params = {"stdout": 1, "stderr": 1, "follow": 1 if follow else 0, "tail": "all" if tail is None else tail}
         url = self.api._url("/containers/{0}/logs", job.ref)
         response = self.api._get(url, params=params, stream=True)
@@ -616,7 +629,7 @@ class DockerBackend:
             if job.running and job.deadline is not None and job.deadline <= now:
                 try:
                     self.api.stop(job.ref, timeout=STOP_GRACE)
-                except Exception:  # noqa: BLE001 - best effort
+                except Exception:
                     pass
                 continue
             if job.running:
@@ -632,12 +645,23 @@ def demux_frames(raw) -> Iterator[tuple[bytes | None, bytes | None]]:
     """
     import struct
 
+    def read_exactly(n: int) -> bytes:
+        """n bytes, or fewer only at the end: one read may stop short at a chunk boundary."""
+        parts, missing = [], n
+        while missing:
+            part = raw.read(missing)
+            if not part:
+                break
+            parts.append(part)
+            missing -= len(part)
+        return b"".join(parts)
+
     while True:
-        header = raw.read(8)
+        header = read_exactly(8)
         if len(header) < 8:
             return
         stream_id, length = struct.unpack(">BxxxL", header)
-        data = raw.read(length)
+        data = read_exactly(length)
         yield (None, data) if stream_id == 2 else (data, None)
 
 
@@ -716,7 +740,7 @@ def install_sigterm() -> Callable[[], None]:
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 
-    def handler(signum, frame):  # noqa: ARG001
+    def handler(signum, frame):
         raise Terminated()
 
     previous = signal.signal(signal.SIGTERM, handler)

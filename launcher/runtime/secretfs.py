@@ -19,7 +19,6 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from launcher.errors import LaunchError
 
@@ -150,10 +149,8 @@ def unlocked(path: str) -> bool:
         os.close(fd)
 
 
-def leftovers() -> list[tuple[str, str]]:
-    """(job id, folder) for every folder of this user under the tmpfs bases."""
-    found = []
-    prefix = f"{PREFIX}{os.getuid()}-"
+def _folders(prefix: str):
+    """Directory entries under the tmpfs bases whose names start with `prefix`."""
     for base in _bases():
         try:
             entries = list(os.scandir(base))
@@ -161,9 +158,13 @@ def leftovers() -> list[tuple[str, str]]:
             continue
         for entry in entries:
             if entry.name.startswith(prefix) and entry.is_dir(follow_symlinks=False):
-                job = entry.name[len(prefix) :].rsplit("-", 1)[0]
-                found.append((job, entry.path))
-    return found
+                yield entry
+
+
+def leftovers() -> list[tuple[str, str]]:
+    """(job id, folder) for every folder of this user under the tmpfs bases."""
+    prefix = f"{PREFIX}{os.getuid()}-"
+    return [(entry.name[len(prefix) :].rsplit("-", 1)[0], entry.path) for entry in _folders(prefix)]
 
 
 def sweep(live_jobs: set[str]) -> list[str]:
@@ -187,20 +188,14 @@ def _sweep_unborn(age: float = 60.0) -> list[str]:
     import time
 
     removed = []
-    for base in _bases():
+    for entry in _folders(NEW_PREFIX):
         try:
-            entries = list(os.scandir(base))
+            st = entry.stat(follow_symlinks=False)
         except OSError:
             continue
-        for entry in entries:
-            if entry.name.startswith(NEW_PREFIX) and entry.is_dir(follow_symlinks=False):
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                if st.st_uid == os.getuid() and time.time() - st.st_mtime > age:
-                    shutil.rmtree(entry.path, ignore_errors=True)
-                    removed.append(entry.path)
+        if st.st_uid == os.getuid() and time.time() - st.st_mtime > age:
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.path)
     return removed
 
 

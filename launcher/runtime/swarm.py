@@ -15,8 +15,8 @@ A job is one service, labelled like a local job (`launcher.jobs.job_labels`, bac
 Swarm secrets are immutable, so each is named after what it holds: `launch-<secret>-v<version>-<digest>`, the
 digest an HMAC of name, version and value keyed by the swarm's cluster id. Two jobs using the same version of a
 secret share one swarm secret; a new version (or a different store's value) never collides with an old one; and
-a name seen alone (in `docker secret ls`, or pasted into a log) is no dictionary-attack oracle for its value. Each carries
-`launch.kind` (file, env or shim) and, for a secret file, `launch.secret` and `launch.version` labels.
+a name seen alone (in `docker secret ls`, or pasted into a log) is no dictionary-attack oracle for its value.
+Each carries `launch.kind` (file, env or shim) and, for a secret file, `launch.secret` and `launch.version` labels.
 
 Swarm counts references for us: it refuses to remove a secret or config that a service still names. So a job
 releases its objects when it ends (its service is "retired": scaled to zero completions and stripped of its
@@ -68,14 +68,15 @@ from launcher.runtime.docker import (
     RunOptions,
     Terminated,
     api_error_text,
-    install_sigterm,
-    shim_bytes,
     connect,
     demux_frames,
     env_file_bytes,
+    install_sigterm,
     job_argv,
+    plan_labels,
     pump,
     resolve_user,
+    shim_bytes,
 )
 from launcher.spec import Resources, Restart
 
@@ -509,25 +510,13 @@ class SwarmBackend:
     def run(self, plan: Plan, options: RunOptions, masker=None, on_started: Callable[[str], None] | None = None) -> int:
         """Run a plan. Detached: returns 0 once the service exists (the id went to `on_started`). Foreground: the
         job's exit code."""
-        from launcher.plan import redacted
-
         spec = plan.spec
         preflight(plan, options)
         job_id = jobmod.new_id()
         sealed = bool(plan.secret_env) and not options.plain_env
         image, (uid, gid) = self._image_and_owner(plan, sealed)
         mounts = secret_mounts(plan, salt=self.salt, uid=uid, gid=gid, sealed=sealed)
-        deadline = time.time() + options.life_span if options.life_span else None
-        labels = jobmod.job_labels(
-            job_id,
-            spec.name,
-            dict(plan.versions),
-            redacted(plan),
-            deadline=deadline,
-            remove=options.remove,
-            backend=self.name,
-            user_labels=spec.labels,
-        )
+        labels, deadline = plan_labels(plan, job_id, options, self.name)
         self.sweep()
         service_id: str | None = None
         refs: list[tuple[bool, str]] = []
@@ -590,7 +579,7 @@ class SwarmBackend:
     def _remove_container(self, container_id: str) -> None:
         try:
             self.api.remove_container(container_id, force=True)
-        except Exception:  # noqa: BLE001 - best effort; the sweep retries
+        except Exception:
             pass
 
     def _create_service(
@@ -727,7 +716,7 @@ class SwarmBackend:
         for is_config, object_id in refs:
             try:
                 (self.api.remove_config if is_config else self.api.remove_secret)(object_id)
-            except Exception:  # noqa: BLE001 - in use by another job, or gone already
+            except Exception:
                 pass
 
     # --- logs ---------------------------------------------------------------------------------------------------
@@ -809,7 +798,7 @@ class SwarmBackend:
         try:
             raw = self.api._get_raw_response_socket(response)
             getattr(raw, "_sock", raw).shutdown(socket.SHUT_RDWR)
-        except Exception:  # noqa: BLE001 - closed already
+        except Exception:
             pass
 
     # --- jobs ---------------------------------------------------------------------------------------------------
@@ -924,7 +913,7 @@ class SwarmBackend:
                     self._remove_service(job.ref)
                 elif _object_refs(service["Spec"]):
                     self._release(self._retire(job.ref))
-            except Exception:  # noqa: BLE001 - best effort: one odd service must not stop the others or the run
+            except Exception:
                 continue
         orphans = [(False, s["ID"]) for s in self.api.secrets(filters={"label": LABEL_KIND})]
         orphans += [(True, c["ID"]) for c in self.api.configs(filters={"label": LABEL_KIND})]
@@ -963,7 +952,7 @@ def _pour(frames: Iterator[Frame], into: queue.Queue) -> None:
     try:
         for frame in frames:
             into.put(frame)
-    except Exception:  # noqa: BLE001 - the stream was shut down, or broke: the final read catches up
+    except Exception:
         pass
     finally:
         into.put(_END)
