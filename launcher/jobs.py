@@ -7,8 +7,8 @@ Job state lives in the engine (container or service labels), never in a file of 
 from __future__ import annotations
 
 import json
+import os
 import re
-import secrets
 import time
 from dataclasses import dataclass, field
 
@@ -29,7 +29,7 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def new_id() -> str:
     """A short random job id: 10 lowercase hex digits (40 bits; collisions are checked by the engine's names)."""
-    return secrets.token_hex(5)
+    return os.urandom(5).hex()  # not `secrets`: it costs an import of random, hashlib, base64 on every run
 
 
 def check_name(name: str) -> str:
