@@ -71,12 +71,20 @@ class Sizes:
     warm_up: bool  # an untimed round before the timed ones
 
 
+TIMEOUT = 300  # seconds for any one command or burst: a wedged engine fails the run instead of hanging it
+
+
 # -- running commands ------------------------------------------------------------------------------------------
 
 
 def checked(label: str, argv: list[str], env: dict[str, str], stdout: int = subprocess.DEVNULL) -> bytes:
     """Run `argv` to its end; its stdout (if `stdout` is PIPE), or BenchError with its last stderr line."""
-    proc = subprocess.run(argv, check=False, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE)
+    try:
+        proc = subprocess.run(
+            argv, check=False, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE, timeout=TIMEOUT
+        )
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"{label} did not finish in {TIMEOUT} s (is the engine wedged?)") from None
     if proc.returncode != 0:
         raise BenchError(f"{label} exited {proc.returncode}: {_last_line(proc.stderr)}")
     return proc.stdout or b""
@@ -97,7 +105,14 @@ def burst(argv: list[str], env: dict[str, str], count: int) -> tuple[float, list
         subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         for _ in range(count)
     ]
-    outcomes = [(proc.communicate()[1], proc.returncode) for proc in procs]
+    deadline = started + TIMEOUT
+    outcomes = []
+    for proc in procs:
+        try:
+            outcomes.append((proc.communicate(timeout=max(1.0, deadline - time.perf_counter()))[1], proc.returncode))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            outcomes.append((b"did not finish in time (is the engine wedged?)", -9))
     elapsed = time.perf_counter() - started
     return elapsed, [_last_line(stderr) for stderr, code in outcomes if code != 0]
 
@@ -162,9 +177,16 @@ class Workload:
         """Force-remove every container of this benchmark run (and only those)."""
         ids = _output(["docker", "ps", "-aq", "--filter", f"label={LABEL}={self.token}"]).split()
         if ids and ids != ["?"]:
-            subprocess.run(
-                ["docker", "rm", "-f", *ids], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
+            try:
+                subprocess.run(
+                    ["docker", "rm", "-f", *ids],
+                    check=False,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=TIMEOUT,
+                )
+            except subprocess.TimeoutExpired:
+                print("bench: warning: `docker rm -f` did not finish; the engine may be wedged", file=sys.stderr)
 
 
 # -- the cases ---------------------------------------------------------------------------------------------------
