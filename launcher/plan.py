@@ -86,6 +86,7 @@ def redacted(job: Spec | Plan) -> dict[str, Any]:
     versions: Mapping[str, int] = job.versions if isinstance(job, Plan) else {}
     resources = spec.resources
     return {
+        "template": spec.source,
         "image": spec.image,
         "command": list(spec.command) if spec.command is not None else None,
         "entrypoint": list(spec.entrypoint) if spec.entrypoint is not None else None,

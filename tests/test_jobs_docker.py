@@ -124,6 +124,7 @@ def test_inspect_shows_the_job_as_run_without_values(docker, tmp_path):
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["id"] == job and data["image"] == TEST_IMAGE and data["secrets"] == {"tok": 1}
+    assert data["spec"]["template"] == str(template)
     text = json.dumps(data["spec"])
     assert "secret:tok" in text and "/run/secrets/tok" in text and "visible" in text and "sleep" in text
     assert VALUE not in result.stdout.decode()

@@ -130,6 +130,7 @@ def test_redacted_describes_without_values():
     assert CANARY not in text
     assert "p@ss" not in text
     assert described == {
+        "template": "job.yaml",
         "image": "app:1",
         "command": ["serve", "--port", "80"],
         "entrypoint": None,

@@ -41,7 +41,7 @@ class _Jobs:
             backend.sweep()
 
 
-def _backend() -> _Jobs:
+def _registry() -> _Jobs:
     return _Jobs()
 
 
@@ -49,7 +49,7 @@ def jobs_using(names) -> dict[str, list[str]]:
     """Secret name -> the running jobs (ids, with names) that use it, on every backend."""
     wanted = set(names)
     users: dict[str, list[str]] = {}
-    for job in _backend().list(all=False):
+    for job in _registry().list(all=False):
         if not job.running:
             continue
         for name in wanted & set(job.secrets):
@@ -77,7 +77,7 @@ def ps(
     as_json: bool = typer.Option(False, "--json", help="A JSON list on stdout."),
 ) -> None:
     """List jobs: id, name, image, status, age, exit code, the secrets each uses."""
-    registry = _backend()
+    registry = _registry()
     registry.sweep()
     jobs = registry.list(all=all)
     current = _current_versions()
@@ -124,7 +124,7 @@ def logs(
     """Show a job's output (stdout to stdout, stderr to stderr), secret values masked."""
     from launcher.runtime.docker import pump
 
-    backend, found = _backend().find(job)
+    backend, found = _registry().find(job)
     masker = None if no_mask else _masker_for(found)
     try:
         pump(backend.logs(found, follow=follow, tail=tail), masker)
@@ -155,7 +155,7 @@ def stop(
     time_: int = typer.Option(10, "--time", "-t", help="Seconds to wait before killing."),
 ) -> None:
     """Stop running jobs (SIGTERM, then SIGKILL after the grace period)."""
-    registry = _backend()
+    registry = _registry()
     found = [registry.find(ref) for ref in jobs]
     for backend, job in found:
         backend.stop(job, grace=time_)
@@ -168,7 +168,7 @@ def rm(
     force: bool = typer.Option(False, "--force", "-f", help="Stop and remove running jobs too."),
 ) -> None:
     """Remove ended jobs (running ones with --force)."""
-    registry = _backend()
+    registry = _registry()
     found = [registry.find(ref) for ref in jobs]
     for backend, job in found:
         backend.remove(job, force=force)
@@ -181,7 +181,7 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="JSON on stdout."),
 ) -> None:
     """The job as it was run: template, image, command, mounts, secret names and versions; never a value."""
-    backend, found = _backend().find(job)
+    backend, found = _registry().find(job)
     data = backend.inspect(found)
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")

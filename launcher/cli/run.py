@@ -99,20 +99,14 @@ def run(
     from launcher.runtime.docker import RunOptions
 
     which = runtime.choose(backend_name, spec.backend)
-
     options = RunOptions(
         detach=detach,
         remove=rm,
         life_span=seconds,
         plain_env=plain_env,
         mask=not no_mask,
-        template=template,
     )
-    if which == "swarm":
-        from launcher.runtime.swarm import preflight
-    else:
-        from launcher.runtime.docker import preflight
-    preflight(plan, options)
+    runtime.preflight(which, plan, options)
     backend = runtime.open_backend(which)
     if dry_run:
         from launcher.plan import redacted

@@ -22,6 +22,15 @@ def choose(flag: str | None = None, template: str | None = None) -> str:
     return name
 
 
+def preflight(name: str, plan, options) -> None:
+    """The backend's checks that need no engine (run before connecting to one)."""
+    if name == "swarm":
+        from launcher.runtime.swarm import preflight as check
+    else:
+        from launcher.runtime.docker import preflight as check
+    check(plan, options)
+
+
 def open_backend(name: str, client=None):
     if name == "swarm":
         from launcher.runtime.swarm import SwarmBackend

@@ -60,7 +60,6 @@ class RunOptions:
     plain_env: bool = False  # opt-in: env secrets through Docker's own env (visible in `docker inspect`)
     mask: bool = True
     stop_grace: int = STOP_GRACE
-    template: str | None = None
 
 
 @dataclass(frozen=True)
