@@ -68,3 +68,14 @@ def test_env_file_and_dry_run(docker, secrets):
     assert plan.returncode == 0, plan.stderr
     assert TOKEN.encode() not in plan.stdout and b"demo_token" in plan.stdout
     assert "hi" in json.dumps(json.loads(plan.stdout)["env"])
+
+
+def test_a_builtin_template_runs_by_name(docker):
+    """`launch run python-batch`: the built-in's env and workdir, with the image swapped for the local one."""
+    assert run_launch("secret", "add", "api_key", "-", input=TOKEN + "\n").returncode == 0
+    result = run_launch(
+        "run", "--rm", "python-batch", "--image", "launch-test/busybox:latest",
+        "--", "sh", "-c", 'echo "$PWD $PYTHONUNBUFFERED ${#API_KEY}"',
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().split() == ["/work", "1", str(len(TOKEN))]
