@@ -6,11 +6,13 @@ is set (as `.ci/run` does); on a developer's machine without an engine they skip
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -98,3 +100,32 @@ def docker(docker_api, launch_home):
 def job_containers(api, job: str | None = None) -> list[dict]:
     label = f"launch.job={job}" if job else "launch.job"
     return api.containers(all=True, filters={"label": label})
+
+
+def sha(value: str | bytes) -> str:
+    """Jobs prove they got a value by printing its sha256, never the value itself."""
+    return hashlib.sha256(value.encode() if isinstance(value, str) else value).hexdigest()
+
+
+def add_secret(name: str, value: bytes | str) -> None:
+    """`launch secret add NAME -`: text gets the trailing newline stdin drops; bytes go in as they are."""
+    result = run_launch("secret", "add", name, "-", input=value if isinstance(value, bytes) else value + "\n")
+    assert result.returncode == 0, result.stderr
+
+
+def detach(*args: str) -> str:
+    """`launch run --detach ...`; the job id it printed."""
+    result = run_launch("run", "--detach", *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.decode().strip()
+
+
+def wait_for(predicate, timeout: float = 30, what: str = "condition"):
+    """Poll until `predicate()` is truthy (and return it), or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")

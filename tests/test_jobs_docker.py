@@ -7,22 +7,11 @@ import subprocess
 import time
 
 import pytest
-from conftest import TEST_IMAGE, job_containers, launch_cmd, run_launch
+from conftest import TEST_IMAGE, add_secret, detach, job_containers, launch_cmd, run_launch, wait_for
 
 pytestmark = pytest.mark.docker
 
 VALUE = "mask-me-0123456789abcdef"
-
-
-def add(name: str, value: str) -> None:
-    result = run_launch("secret", "add", name, "-", input=value + "\n")
-    assert result.returncode == 0, result.stderr
-
-
-def detach(*args: str) -> str:
-    result = run_launch("run", "--detach", *args)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.decode().strip()
 
 
 def ps_json(*flags: str) -> list[dict]:
@@ -31,18 +20,8 @@ def ps_json(*flags: str) -> list[dict]:
     return json.loads(result.stdout)
 
 
-def wait_for(predicate, timeout: float = 30, step: float = 0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
-
-
 def test_job_lifecycle_by_id_and_name(docker):
-    add("tok", VALUE)
+    add_secret("tok", VALUE)
     job = detach(
         "--name",
         "web-1",
@@ -75,8 +54,8 @@ def test_job_lifecycle_by_id_and_name(docker):
 
 
 def test_logs_are_masked_across_reads_lines_and_streams(docker):
-    add("tok", VALUE)
-    add("pem", "-----BEGIN KEY-----\nAAAA\n-----END KEY-----")
+    add_secret("tok", VALUE)
+    add_secret("pem", "-----BEGIN KEY-----\nAAAA\n-----END KEY-----")
     half = len(VALUE) // 2
     script = (
         f"printf '{VALUE[:half]}'; sleep 0.3; printf '{VALUE[half:]}\\n'; "  # one value split over two writes
@@ -96,7 +75,7 @@ def test_logs_are_masked_across_reads_lines_and_streams(docker):
 
 
 def test_logs_follow_streams_until_the_job_ends(docker):
-    add("tok", VALUE)
+    add_secret("tok", VALUE)
     job = detach(
         "--image",
         TEST_IMAGE,
@@ -113,7 +92,7 @@ def test_logs_follow_streams_until_the_job_ends(docker):
 
 
 def test_inspect_shows_the_job_as_run_without_values(docker, tmp_path):
-    add("tok", VALUE)
+    add_secret("tok", VALUE)
     template = tmp_path / "job.yaml"
     template.write_text(
         f"image: {TEST_IMAGE}\nnetwork: none\nenv:\n  T: secret:tok\n  PLAIN: visible\n"
@@ -160,7 +139,7 @@ def test_ps_backstop_stops_expired_jobs(docker):
 
 
 def test_usage_record_and_stale_versions(docker, launch_home):
-    add("tok", VALUE)
+    add_secret("tok", VALUE)
     job = detach("--image", TEST_IMAGE, "--env", "T=secret:tok", "--", "sleep", "30")
     shown = run_launch("secret", "show", "tok", "--json")
     assert shown.returncode == 0, shown.stderr
@@ -177,7 +156,7 @@ def test_usage_record_and_stale_versions(docker, launch_home):
 
 
 def test_secret_rm_refuses_while_a_running_job_uses_it(docker):
-    add("tok", VALUE)
+    add_secret("tok", VALUE)
     job = detach("--name", "user-of-tok", "--image", TEST_IMAGE, "--env", "T=secret:tok", "--", "sleep", "30")
     refused = run_launch("secret", "rm", "--yes", "tok")
     assert refused.returncode == 4, refused.stderr

@@ -6,7 +6,6 @@ value itself is absent from everything the launcher printed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -15,22 +14,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TEST_IMAGE, job_containers, launch_cmd, run_launch
+from conftest import TEST_IMAGE, add_secret, job_containers, launch_cmd, run_launch, sha
 
 pytestmark = pytest.mark.docker
 
 CANARY = "canary-7f3a9c-" + "x" * 12  # unusual enough to grep for
-
-
-def sha(value: str | bytes) -> str:
-    if isinstance(value, str):
-        value = value.encode()
-    return hashlib.sha256(value).hexdigest()
-
-
-def add_secret(name: str, value: bytes | str) -> None:
-    result = run_launch("secret", "add", name, "-", input=value if isinstance(value, bytes) else value + "\n")
-    assert result.returncode == 0, result.stderr
 
 
 def write(tmp_path: Path, text: str, name: str = "job.yaml") -> Path:

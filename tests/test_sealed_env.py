@@ -6,23 +6,18 @@ job, and every process's argument list on the host; and it must be present in th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
 import uuid
 
 import pytest
-from conftest import TEST_IMAGE, job_containers, run_launch
+from conftest import TEST_IMAGE, detach, job_containers, run_launch, sha, wait_for
 
 pytestmark = pytest.mark.docker
 
 ENTRYPOINT_IMAGE = "launch-test/entrypoint:latest"
 NOSHELL_IMAGE = "launch-test/noshell:latest"
-
-
-def sha(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 @pytest.fixture
@@ -62,12 +57,6 @@ def cmdlines_containing(needle: bytes) -> list[int]:
     return pids
 
 
-def detach(*args: str) -> str:
-    result = run_launch("run", "--detach", *args)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.decode().strip()
-
-
 def container_of(api, job: str) -> dict:
     (c,) = job_containers(api, job)
     return c
@@ -89,9 +78,7 @@ def test_value_reaches_the_job_but_no_docker_record(docker, canary):
         'printf %s "$T" | sha256sum; echo ready; sleep 3',
     )
     container = container_of(docker, job)["Id"]
-    deadline = time.time() + 20
-    while b"ready" not in docker.logs(container) and time.time() < deadline:
-        time.sleep(0.1)
+    wait_for(lambda: b"ready" in docker.logs(container), what="the job to start")
     needle = canary.encode()
     assert cmdlines_containing(needle) == []  # while it runs: no argv on the host holds it
     assert needle not in json.dumps(docker.inspect_container(container)).encode()
@@ -153,9 +140,7 @@ def test_exit_codes_and_sigterm_reach_the_process(docker, canary):
         "trap 'echo got-term-as-pid-$$; exit 143' TERM; echo up; while true; do sleep 0.1; done",
     )
     container = container_of(docker, job)["Id"]
-    deadline = time.time() + 20
-    while b"up" not in docker.logs(container) and time.time() < deadline:
-        time.sleep(0.1)
+    wait_for(lambda: b"up" in docker.logs(container), what="the job to start")
     stop = run_launch("stop", job)
     assert stop.returncode == 0, stop.stderr
     assert wait_exit(docker, container) == 143

@@ -8,7 +8,6 @@ from what the launcher printed and from what swarm's API shows.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import TEST_IMAGE, engine_required, run_launch
+from conftest import TEST_IMAGE, add_secret, engine_required, run_launch, sha, wait_for
 
 from launcher import jobs as jobmod
 from launcher.errors import Conflict, EngineError, ExitCode, UsageError
@@ -37,10 +36,6 @@ docker_test = pytest.mark.docker
 class Revealed:
     value: bytes
     version: int
-
-
-def sha(value: str | bytes) -> str:
-    return hashlib.sha256(value.encode() if isinstance(value, str) else value).hexdigest()
 
 
 def plan_of(spec: Spec, **secrets: tuple[bytes | str, int]):
@@ -318,16 +313,6 @@ def swarm(swarm_api):
     backend.sweep()
 
 
-def wait_for(predicate, timeout: float = 20, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def output(backend, job) -> bytes:
     return b"".join((out or b"") + (err or b"") for out, err in backend.logs(job))
 
@@ -521,11 +506,6 @@ def test_sigterm_stops_the_job_shows_its_last_words_and_removes_everything(swarm
 
 
 # --- through the real CLI ------------------------------------------------------------------------------------------
-
-
-def add_secret(name: str, value: str) -> None:
-    result = run_launch("secret", "add", name, "-", input=value + "\n")
-    assert result.returncode == 0, result.stderr
 
 
 @docker_test
