@@ -155,12 +155,7 @@ def stop(
     time_: int = typer.Option(10, "--time", "-t", help="Seconds to wait before killing."),
 ) -> None:
     """Stop running jobs (SIGTERM, then SIGKILL after the grace period)."""
-    registry = _registry()
-    found = [registry.find(ref) for ref in jobs]
-    for backend, job in found:
-        backend.stop(job, grace=time_)
-        sys.stderr.write(f"launch: stopped {job.id}\n")
-    registry.sweep()
+    _on_each(jobs, lambda backend, job: backend.stop(job, grace=time_), "stopped")
 
 
 def rm(
@@ -168,11 +163,16 @@ def rm(
     force: bool = typer.Option(False, "--force", "-f", help="Stop and remove running jobs too."),
 ) -> None:
     """Remove ended jobs (running ones with --force)."""
+    _on_each(jobs, lambda backend, job: backend.remove(job, force=force), "removed")
+
+
+def _on_each(refs: list[str], act, done: str) -> None:
+    """Find every job first (a bad name changes nothing), then act on each, then sweep what they leave."""
     registry = _registry()
-    found = [registry.find(ref) for ref in jobs]
+    found = [registry.find(ref) for ref in refs]
     for backend, job in found:
-        backend.remove(job, force=force)
-        sys.stderr.write(f"launch: removed {job.id}\n")
+        act(backend, job)
+        sys.stderr.write(f"launch: {done} {job.id}\n")
     registry.sweep()
 
 
