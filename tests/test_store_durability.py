@@ -82,7 +82,9 @@ def kill_after_first_line(child: subprocess.Popen, rng: random.Random, max_delay
     child.send_signal(signal.SIGKILL)
     rest, _ = child.communicate(timeout=30)
     assert child.returncode == -signal.SIGKILL
-    return [first.strip(), *rest.splitlines()]
+    # only whole lines count: the kill may land in the middle of a print, and a cut line acknowledges nothing
+    complete = rest[: rest.rfind("\n") + 1]
+    return [first.strip(), *complete.splitlines()]
 
 
 def assert_clean(home: Path) -> None:
