@@ -410,7 +410,7 @@ class DockerBackend:
             raise LaunchError("interrupted: the job was stopped" if started else "interrupted", code) from None
         except BaseException:
             if container_id is not None and not started:
-                self._remove_quietly(container_id)
+                self.remove_quietly(container_id)
             raise
         finally:
             restore()
@@ -440,7 +440,7 @@ class DockerBackend:
         try:
             self.api.start(container_id)
         except docker.errors.APIError as exc:
-            self._remove_quietly(container_id)
+            self.remove_quietly(container_id)
             text = api_error_text(exc)
             if shim_image is not None and "/bin/sh" in text and ("no such file" in text or "not found" in text):
                 raise UsageError(
@@ -517,7 +517,7 @@ class DockerBackend:
             raise failure[0]
         code = int(self.api.wait(container_id).get("StatusCode", 1))
         if options.remove:
-            self._remove_quietly(container_id)
+            self.remove_quietly(container_id)
         if interrupted is not None:
             code = ExitCode.INTERRUPTED if isinstance(interrupted, KeyboardInterrupt) else ExitCode.TERMINATED
             raise LaunchError("interrupted: the job was stopped", code)
@@ -538,9 +538,9 @@ class DockerBackend:
         except Exception:
             pass
         if remove:
-            self._remove_quietly(container_id)
+            self.remove_quietly(container_id)
 
-    def _remove_quietly(self, container_id: str) -> None:
+    def remove_quietly(self, container_id: str) -> None:
         try:
             self.api.remove_container(container_id, force=True)
         except Exception:

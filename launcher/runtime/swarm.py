@@ -574,13 +574,7 @@ class SwarmBackend:
         try:
             yield lambda path: self.local.read_file(probe, path)
         finally:
-            self._remove_container(probe)
-
-    def _remove_container(self, container_id: str) -> None:
-        try:
-            self.api.remove_container(container_id, force=True)
-        except Exception:
-            pass
+            self.local.remove_quietly(probe)
 
     def _create_service(
         self, plan: Plan, job_id: str, *, mounts: list[Mount], **spec_args
@@ -920,7 +914,7 @@ class SwarmBackend:
         self._release([(is_config, oid) for is_config, oid in orphans if oid not in referenced])
         for probe in self.api.containers(all=True, filters={"label": LABEL_PROBE}):
             if probe.get("Created", now) < now - PROBE_MAX_AGE:
-                self._remove_container(probe["Id"])
+                self.local.remove_quietly(probe["Id"])
 
 
 class _Watch:
