@@ -44,6 +44,10 @@ CHECK = " && ".join(
 )
 
 
+# the methods of Bench, in the order of the report
+CASES = ("run_rm", "secret_ls", "help", "detached", "masking")
+
+
 class BenchError(Exception):
     """A command of the benchmark failed: its numbers would mean nothing."""
 
@@ -387,6 +391,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="one iteration, tiny sizes (CI's smoke run)")
     parser.add_argument("--runs", type=int, default=11, help="alternating rounds per case (default 11)")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md", help="the Markdown report")
+    parser.add_argument(
+        "--case",
+        action="append",
+        choices=CASES,
+        help="only this case (repeatable); the report then has only these rows, so write it elsewhere with --out",
+    )
     args = parser.parse_args()
     runs = max(1, args.runs)
     if args.quick:
@@ -402,8 +412,8 @@ def main() -> int:
         facts = machine(bench.launch, bench.python)
         try:
             rows = []
-            for case in (bench.run_rm, bench.secret_ls, bench.help, bench.detached, bench.masking):
-                r = case()
+            for case in args.case or CASES:
+                r = getattr(bench, case)()
                 rows.append(r)
                 print(f"bench: {r.case}: {r.measured}; {r.baseline}; ratio {r.ratio}; {_verdict(r)}", file=sys.stderr)
         except BenchError as exc:
@@ -413,6 +423,7 @@ def main() -> int:
             bench.job.remove_containers()
         imports = import_profile(bench.python, bench.env)
     command = "python3 bench/run.py" + (" --quick" if args.quick else f" --runs {sizes.runs}")
+    command += "".join(f" --case {case}" for case in args.case or ())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render(rows, facts, imports, command))
     print(f"bench: wrote {args.out}", file=sys.stderr)

@@ -5,12 +5,12 @@ A job is named by its id, a unique prefix of it, or its --name. State comes from
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
 import typer
 
+from launcher.cli import write_json
 from launcher.errors import LaunchError
 
 
@@ -88,7 +88,7 @@ def ps(
         data["stale_secrets"] = stale_secrets(job, current) if job.running else []
         rows.append(data)
     if as_json:
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        write_json(rows)
         return
     if not rows:
         return
@@ -184,7 +184,7 @@ def inspect(
     backend, found = _registry().find(job)
     data = backend.inspect(found)
     if as_json:
-        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        write_json(data, sort_keys=True)
         return
     import yaml
 

@@ -11,6 +11,7 @@ import sys
 
 import typer
 
+from launcher.cli.coercion import LaunchGroup
 from launcher.errors import ExitCode, LaunchError
 
 try:  # Typer >= 0.26 carries its own copy of click; older ones use the click package
@@ -20,6 +21,7 @@ except ImportError:  # pragma: no cover
 
 app = typer.Typer(
     name="launch",
+    cls=LaunchGroup,  # parameters coerced without pydantic: see launcher/cli/coercion.py
     help="Run containers with secrets injected, from one command line.",
     no_args_is_help=True,
     add_completion=False,

@@ -7,12 +7,13 @@ runtime create the container.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
 import typer
 from typer.core import TyperCommand
+
+from launcher.cli import write_json
 
 
 class _RunCommand(TyperCommand):
@@ -112,7 +113,7 @@ def run(
         from launcher.plan import redacted
 
         backend.image_config(spec.image, pull=False)
-        sys.stdout.write(json.dumps(redacted(plan), indent=2, sort_keys=True) + "\n")
+        write_json(redacted(plan), sort_keys=True)
         return
     masker = None
     if not no_mask and revealed:

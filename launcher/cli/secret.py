@@ -7,7 +7,6 @@ command line. Messages go to stderr; stdout carries data only (`ls` and `show`),
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 import time
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from launcher.cli import write_json
 from launcher.errors import Conflict, NotFound, UsageError
 
 if TYPE_CHECKING:  # the store (sqlite3, json) loads only when a command runs, not for --help
@@ -83,7 +83,7 @@ def list_secrets(as_json: JsonOpt = False) -> None:
     """List the secrets: names, versions, times and descriptions, never values."""
     secrets = _open_store().list()
     if as_json:
-        _print(json.dumps([_info_dict(s) for s in secrets], indent=2))
+        write_json([_info_dict(s) for s in secrets])
     elif secrets:
         header = ("NAME", "VERSION", "UPDATED", "CREATED", "DESCRIPTION")
         rows = [(s.name, str(s.version), _local(s.updated), _local(s.created), _clean(s.description)) for s in secrets]
@@ -97,7 +97,7 @@ def show(name: NameArg, as_json: JsonOpt = False) -> None:
     """Show a secret's details and where it was last used, never its value."""
     info = _open_store().info(name)
     if as_json:
-        _print(json.dumps(_info_dict(info, with_last_use=True), indent=2))
+        write_json(_info_dict(info, with_last_use=True))
         return
     fields = {
         "name": info.name,

@@ -6,11 +6,11 @@ it can be saved and edited (`launch templates show jupyter > my-jupyter.yaml`).
 
 from __future__ import annotations
 
-import json
 import sys
 
 import typer
 
+from launcher.cli import write_json
 from launcher.errors import NotFound
 
 
@@ -35,7 +35,7 @@ def list_templates(
     found = builtins()
     if as_json:
         rows = [{"name": b.name, "description": b.description, "path": str(b.path)} for b in found]
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        write_json(rows)
         return
     width = max((len(b.name) for b in found), default=4)
     lines = [f"{'NAME':<{width}}  DESCRIPTION"]
