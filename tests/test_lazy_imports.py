@@ -72,3 +72,41 @@ def test_the_probe_sees_imports():
     """The probe can tell: `--json` output loads json, and a Path parameter (Typer's own coercion) pydantic."""
     assert "json" in loaded("templates", "ls", "--json")
     assert "pydantic" in loaded("secret", "import", "/no/such/file.env")
+
+
+def test_a_command_loads_only_its_own_command_module(tmp_path):
+    modules = ("launcher.cli.secret", "launcher.cli.run", "launcher.cli.jobs", "launcher.cli.templates")
+    code = (
+        "import sys\nfrom launcher.cli.main import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        f"print(' '.join(m for m in {modules!r} if m in sys.modules), file=sys.stderr)\n"
+    )
+
+    def command_modules(*args: str) -> set[str]:
+        result = subprocess.run([sys.executable, "-c", code, *args], check=False, capture_output=True, text=True)
+        return set(result.stderr.splitlines()[-1].split())
+
+    assert command_modules("run", str(tmp_path / "missing.yaml")) == {"launcher.cli.run"}
+    assert command_modules("logs", "nope") == {"launcher.cli.jobs"}
+    assert command_modules("secret", "ls") == {"launcher.cli.secret"}
+    assert command_modules("--help") == set(modules)
+    assert command_modules("nosuch") == set(modules)  # a typo gets every command for its "did you mean"
+
+
+def test_providers_name_every_command_and_its_module():
+    """PROVIDERS maps each top-level command to the module that registers it; a command's help is the same
+    whether the whole CLI or only its module is built."""
+    import typer.main
+    from typer.testing import CliRunner
+
+    from launcher.cli import main
+
+    whole = typer.main.get_command(main.build_app())
+    assert set(main.PROVIDERS) == set(whole.commands)
+    for command, module in main.PROVIDERS.items():
+        alone = typer.main.get_command(main.build_app((module,)))
+        assert command in alone.commands
+        full_help = CliRunner().invoke(main.build_app(), [command, "--help"])
+        own_help = CliRunner().invoke(main.app_for([command]), [command, "--help"])
+        assert full_help.exit_code == own_help.exit_code == 0
+        assert own_help.output == full_help.output

@@ -162,6 +162,10 @@ def rotate_key(
     _note(f"rotated the store's key{protection.get(to, '')}")
 
 
+def register(parent: typer.Typer) -> None:
+    parent.add_typer(app, name="secret")
+
+
 def _check_not_in_use(names: Sequence[str], force: bool) -> None:
     """Refuse to delete a secret that a running job uses (on any backend), unless `force`.
 

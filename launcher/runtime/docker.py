@@ -268,10 +268,47 @@ def preflight(plan: Plan, options: RunOptions) -> None:
         )
 
 
+# Character-set detectors `requests` looks for at import and uses only to guess the encoding of a text body that
+# declares none (`Response.apparent_encoding`); without one it assumes UTF-8.
+_DETECTORS = ("charset_normalizer", "chardet")
+
+
+def import_docker():
+    """`import docker`, without the character-set detector `requests` would load with it.
+
+    The engine's API is JSON, which needs no guessing, and charset_normalizer (a compiled module) costs 35-50 ms of
+    every command that reaches the engine, about a twentieth of `launch run`. A `None` in sys.modules makes an
+    import fail (Python's documented way to hide a module), so requests takes its no-detector path; the entries
+    are removed again at once, so anything imported later can still load them. Only when this process has not
+    loaded requests or a detector already; if a requests release ever needs one, the import is retried without
+    hiding anything."""
+    hide = not any(name in sys.modules for name in ("requests", *_DETECTORS))
+    if hide:
+        import warnings
+
+        sys.modules.update(dict.fromkeys(_DETECTORS))
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Unable to find acceptable character detection")
+                import docker
+
+            return docker
+        except ImportError:  # a requests that insists: forget the half-done import and do it plainly
+            for name in [m for m in sys.modules if m.split(".")[0] in ("docker", "requests")]:
+                del sys.modules[name]
+        finally:
+            for name in _DETECTORS:
+                if sys.modules.get(name, 0) is None:
+                    del sys.modules[name]
+    import docker
+
+    return docker
+
+
 def connect():
     """A docker client, or one clear EngineError saying what to do."""
     try:
-        import docker
+        docker = import_docker()
     except ImportError as exc:  # pragma: no cover - a broken install
         raise EngineError("the `docker` Python package is missing: pip install docker") from exc
     try:
