@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TEST_IMAGE, add_secret, job_containers, launch_cmd, run_launch, sha
+from conftest import TEST_IMAGE, add_secret, job_containers, launch_cmd, run_launch, sha, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -357,3 +357,32 @@ def test_folders_of_a_killed_launcher_are_swept_by_the_next_run(docker):
     assert result.returncode == 0, result.stderr
     assert not os.path.exists(path)
     assert_no_plaintext_on_host(CANARY)
+
+
+def test_a_foreground_rm_job_is_removed_by_the_engine_even_if_the_launcher_is_killed(docker):
+    """`--rm` is the engine's AutoRemove, as with `docker run --rm`: a SIGKILLed launcher leaves no container."""
+    add_secret("tok", CANARY)
+    proc = subprocess.Popen(
+        [*launch_cmd(), "run", "--rm", "--image", TEST_IMAGE, "-e", "T=secret:tok", "--", "sh", "-c", "sleep 3"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        job = wait_for(lambda: _running_job(docker), timeout=60, what="the job to start")
+    finally:
+        proc.kill()
+        proc.wait()
+    wait_for(lambda: not job_containers(docker, job), timeout=60, what="the engine to remove the ended job")
+
+
+def test_a_foreground_rm_job_reports_its_exit_code_and_leaves_nothing(docker):
+    before = {c["Id"] for c in job_containers(docker)}
+    result = run_launch("run", "--rm", "--image", TEST_IMAGE, "--", "sh", "-c", "echo out; echo err >&2; exit 7")
+    assert result.returncode == 7
+    assert (result.stdout, result.stderr) == (b"out\n", b"err\n")
+    assert {c["Id"] for c in job_containers(docker)} == before  # gone by the time the launcher exits
+
+
+def _running_job(api) -> str | None:
+    running = [c for c in job_containers(api) if c["State"] == "running"]
+    return running[0]["Labels"]["launch.job"] if running else None

@@ -172,7 +172,8 @@ def container_args(
         ]
     if spec.network:
         host_config["network_mode"] = spec.network
-    if options.detach and options.remove:
+    if options.remove:
+        # the engine removes the job when it ends, as `docker run --rm`: even if the launcher is killed meanwhile
         host_config["auto_remove"] = True
     if options.remove and not options.detach:
         # a foreground --rm job's output reaches the user through attach; the engine need not keep a copy on disk
@@ -427,9 +428,11 @@ class DockerBackend:
                 reaper.spawn(self.name, job_id, deadline)
             # attach before start, as `docker run` does, so no early output is missed (and none needs replaying
             # from the log driver, which a foreground --rm job does not use at all)
-            streams = None
+            streams = removed = None
             if not options.detach:
                 streams = self.api.attach(container_id, stdout=True, stderr=True, stream=True, logs=False, demux=True)
+                if options.remove:
+                    removed = self._wait_removed(container_id)
             self._start(container_id, spec.image if sealed else None)
             started = True
             if on_started:
@@ -439,7 +442,7 @@ class DockerBackend:
                 secret_dir = None
             if options.detach:
                 return 0
-            return self._foreground(container_id, streams, options, masker)
+            return self._foreground(container_id, streams, options, masker, removed)
         except (KeyboardInterrupt, Terminated) as exc:
             code = ExitCode.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else ExitCode.TERMINATED
             if container_id is not None:
@@ -530,7 +533,30 @@ class DockerBackend:
             secret_dir.write("env", env_file_bytes(plan.secret_env), 0o400)
             secret_dir.write("shim", shim_bytes(), 0o444)
 
-    def _foreground(self, container_id: str, streams, options: RunOptions, masker) -> int:
+    def _wait_removed(self, container_id: str):
+        """Ask the engine, before the job starts, to answer once the job has ended and been removed: what
+        `docker run --rm` does. The engine sends the answer's headers as soon as it has registered the wait, and
+        `post(stream=True)` returns on them, so no end can be missed; the body (the exit code) is read by
+        `_exit_code` after the job ended, with no request left to make then."""
+        url = f"{self.api.base_url}/v{self.api.api_version}/containers/{container_id}/wait"
+        try:
+            response = self.api.post(url, params={"condition": "removed"}, stream=True, timeout=None)
+            response.raise_for_status()
+        except Exception as exc:
+            raise EngineError(f"the engine cannot wait for the job: {type(exc).__name__}") from None
+        return response
+
+    @staticmethod
+    def _exit_code(response) -> int:
+        """The exit code in a wait's answer (1 when the engine reports an error instead)."""
+        try:
+            return int(response.json().get("StatusCode", 1))
+        except (ValueError, TypeError, AttributeError):
+            return 1
+        finally:
+            response.close()
+
+    def _foreground(self, container_id: str, streams, options: RunOptions, masker, removed=None) -> int:
         """Stream the job's output until it ends. The main thread only waits, so that Ctrl-C or SIGTERM can stop
         the job and the job's last words (what it prints while stopping) still reach the user."""
         failure: list[BaseException] = []
@@ -552,9 +578,10 @@ class DockerBackend:
             pumper.join(timeout=10)
         if failure and not isinstance(failure[0], BrokenPipeError):
             raise failure[0]
-        code = int(self.api.wait(container_id).get("StatusCode", 1))
-        if options.remove:
-            self.remove_quietly(container_id)
+        if removed is not None:  # --rm: the engine removed the job, then answered the wait made before start
+            code = self._exit_code(removed)
+        else:
+            code = int(self.api.wait(container_id).get("StatusCode", 1))
         if interrupted is not None:
             code = ExitCode.INTERRUPTED if isinstance(interrupted, KeyboardInterrupt) else ExitCode.TERMINATED
             raise LaunchError("interrupted: the job was stopped", code)
