@@ -278,17 +278,22 @@ class Bench:
 
             return go
 
-        # n hello apps at once is no target: it shows how long Typer alone takes when n start on these cores
+        # n hello apps, and n bare interpreters, at once are no targets: they show what Typer alone, and Python
+        # alone, take when n of them start together on these cores
         m = alternate(
             {
                 "launch": at_once("launch run --detach", launch),
                 "docker": at_once("docker run -d", docker),
                 "hello": at_once("hello_typer", self.hello),
+                "python": at_once("python3 -c pass", [self.python, "-c", "pass"]),
             },
             self.sizes.bursts,
             warm_up=False,
         )
-        baseline = f"{n} `docker run -d` {_ms(m['docker'])} (for reference, {n} hello at once: {_ms(m['hello'])})"
+        baseline = (
+            f"{n} `docker run -d` {_ms(m['docker'])} (for reference, at once: {n} hello {_ms(m['hello'])}, "
+            f"{n} `python3 -c pass` {_ms(m['python'])})"
+        )
         row = _row(f"{n} `launch run --detach` at once", m["launch"], m["docker"], baseline, 1.3)
         if not failures:
             return row

@@ -1,4 +1,9 @@
-"""The Typer commands. Each module is one noun (`secret`, `run`, jobs, `templates`); `main` composes them."""
+"""The Typer commands. Each module is one noun (`secret`, `run`, jobs, `templates`); `main` composes them.
+
+The command modules do without `from __future__ import annotations`: Typer reads every command's annotations
+when it builds the command tree, at each start, and string annotations cost it a compile and an eval each
+(about 5 ms of `launch --help`). Names imported only for type checking are quoted instead.
+"""
 
 from __future__ import annotations
 

@@ -3,8 +3,6 @@
 A job is named by its id, a unique prefix of it, or its --name. State comes from the engine's labels only.
 """
 
-from __future__ import annotations
-
 import sys
 import time
 

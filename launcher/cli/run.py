@@ -5,8 +5,6 @@ every secret reference is resolved (all missing names in one error), env values 
 runtime create the container.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 

@@ -4,8 +4,6 @@ A value comes from `@FILE` (exact bytes), `-` (stdin), a hidden prompt on a term
 command line. Messages go to stderr; stdout carries data only (`ls` and `show`), so both pipe cleanly.
 """
 
-from __future__ import annotations
-
 import functools
 import os
 import sys
@@ -255,7 +253,7 @@ def _confirm_removal(names: Sequence[str]) -> None:
 # -- output ----------------------------------------------------------------------------------------------------
 
 
-def _open_store() -> Store:
+def _open_store() -> "Store":
     from launcher.store import Store
 
     return Store.open()
@@ -303,7 +301,7 @@ def _utc(timestamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
-def _describe_use(record: UsageRecord | None, name: str) -> str:
+def _describe_use(record: "UsageRecord | None", name: str) -> str:
     if record is None:
         return "never"
     return _clean(
@@ -312,7 +310,7 @@ def _describe_use(record: UsageRecord | None, name: str) -> str:
     )
 
 
-def _info_dict(info: SecretInfo, with_last_use: bool = False) -> dict:
+def _info_dict(info: "SecretInfo", with_last_use: bool = False) -> dict:
     data = {
         "name": info.name,
         "description": info.description,

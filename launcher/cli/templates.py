@@ -4,8 +4,6 @@
 it can be saved and edited (`launch templates show jupyter > my-jupyter.yaml`).
 """
 
-from __future__ import annotations
-
 import sys
 
 import typer
