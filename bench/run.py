@@ -303,8 +303,13 @@ class Bench:
         return replace(row, ok=False, failures=f"{len(failures)} commands failed, the first: {failures[0]}")
 
     def masking(self) -> Row:
-        speed = mask_throughput(self.sizes.mask_mb)
+        # the best of `bursts` passes, timeit's convention for a throughput: on a shared machine a slower pass
+        # measures the other load (CPU time counts the time a VM's vCPU was taken away, too), not the masker
+        speeds = [mask_throughput(self.sizes.mask_mb) for _ in range(self.sizes.bursts)]
+        speed = max(speeds)
         workload = f"{self.sizes.mask_mb} MB of log lines"
+        if len(speeds) > 1:
+            workload += f"; best of {len(speeds)} passes ({', '.join(f'{s:.0f}' for s in speeds)} MB/s)"
         return Row(
             "Masking, 100 secrets (MB/s of CPU time)", f"{speed:.0f} MB/s", workload, "-", ">= 200 MB/s", speed >= 200
         )
