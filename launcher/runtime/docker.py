@@ -403,6 +403,7 @@ class DockerBackend:
             self.sweep()  # only when a launcher that is gone left a folder: keeps `run` lean
         secret_dir = secretfs.SecretDir.create(job_id) if needs_dir else None
         container_id: str | None = None
+        removed = None  # a foreground --rm job's wait, registered before start (closed whatever happens)
         started = False
         restore = install_sigterm()
         try:
@@ -428,7 +429,7 @@ class DockerBackend:
                 reaper.spawn(self.name, job_id, deadline)
             # attach before start, as `docker run` does, so no early output is missed (and none needs replaying
             # from the log driver, which a foreground --rm job does not use at all)
-            streams = removed = None
+            streams = None
             if not options.detach:
                 streams = self.api.attach(container_id, stdout=True, stderr=True, stream=True, logs=False, demux=True)
                 if options.remove:
@@ -454,6 +455,8 @@ class DockerBackend:
             raise
         finally:
             restore()
+            if removed is not None:
+                removed.close()
             if secret_dir is not None and (not started or not options.detach):
                 secret_dir.remove()
             if secret_dir is not None:
