@@ -113,6 +113,11 @@ def add_secret(name: str, value: bytes | str) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def sh_job(script: str, image: str = TEST_IMAGE, env: str = "T=secret:tok") -> list[str]:
+    """The `launch run` arguments of a job that runs `sh -c SCRIPT` in `image` with one env reference."""
+    return ["--image", image, "--env", env, "--", "sh", "-c", script]
+
+
 def detach(*args: str) -> str:
     """`launch run --detach ...`; the job id it printed."""
     result = run_launch("run", "--detach", *args)

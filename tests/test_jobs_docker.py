@@ -7,7 +7,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import TEST_IMAGE, add_secret, detach, job_containers, launch_cmd, run_launch, wait_for
+from conftest import TEST_IMAGE, add_secret, detach, job_containers, launch_cmd, run_launch, sh_job, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -22,18 +22,7 @@ def ps_json(*flags: str) -> list[dict]:
 
 def test_job_lifecycle_by_id_and_name(docker):
     add_secret("tok", VALUE)
-    job = detach(
-        "--name",
-        "web-1",
-        "--image",
-        TEST_IMAGE,
-        "--env",
-        "T=secret:tok",
-        "--",
-        "sh",
-        "-c",
-        "echo started; trap 'exit 0' TERM; while true; do sleep 0.1; done",
-    )
+    job = detach("--name", "web-1", *sh_job("echo started; trap 'exit 0' TERM; while true; do sleep 0.1; done"))
     (row,) = [r for r in ps_json() if r["id"] == job]
     assert row["name"] == "web-1" and row["image"] == TEST_IMAGE and row["status"] == "running"
     assert row["secrets"] == {"tok": 1} and row["exit_code"] is None
@@ -76,16 +65,7 @@ def test_logs_are_masked_across_reads_lines_and_streams(docker):
 
 def test_logs_follow_streams_until_the_job_ends(docker):
     add_secret("tok", VALUE)
-    job = detach(
-        "--image",
-        TEST_IMAGE,
-        "--env",
-        "T=secret:tok",
-        "--",
-        "sh",
-        "-c",
-        'for i in 1 2 3; do echo "line $i $T"; sleep 0.3; done',
-    )
+    job = detach(*sh_job('for i in 1 2 3; do echo "line $i $T"; sleep 0.3; done'))
     follow = subprocess.run([*launch_cmd(), "logs", "-f", job], capture_output=True, timeout=30)
     assert follow.returncode == 0, follow.stderr
     assert follow.stdout == b"line 1 ***\nline 2 ***\nline 3 ***\n"

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TEST_IMAGE, add_secret, job_containers, launch_cmd, run_launch, sha, wait_for
+from conftest import TEST_IMAGE, add_secret, job_containers, launch_cmd, run_launch, sh_job, sha, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -155,23 +155,12 @@ def test_exit_code_and_stream_separation(docker):
 def test_job_output_is_masked(docker):
     add_secret("tok", CANARY)
     result = run_launch(
-        "run",
-        "--rm",
-        "--image",
-        TEST_IMAGE,
-        "--env",
-        "T=secret:tok",
-        "--",
-        "sh",
-        "-c",
-        'echo "out $T"; echo "err $T" >&2; printf "\\033[31m%s\\033[0m\\n" "$T"',
+        "run", "--rm", *sh_job('echo "out $T"; echo "err $T" >&2; printf "\\033[31m%s\\033[0m\\n" "$T"')
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"out ***\n\x1b[31m***\x1b[0m\n"
     assert b"err ***" in result.stderr
-    unmasked = run_launch(
-        "run", "--rm", "--no-mask", "--image", TEST_IMAGE, "--env", "T=secret:tok", "--", "sh", "-c", 'echo "$T"'
-    )
+    unmasked = run_launch("run", "--rm", "--no-mask", *sh_job('echo "$T"'))
     assert unmasked.stdout == CANARY.encode() + b"\n"
 
 
@@ -190,16 +179,9 @@ def test_interrupt_stops_the_job_and_cleans_up(docker, sig, code):
         "--rm",
         "--name",
         f"sigtest-{code}",
-        "--image",
-        TEST_IMAGE,
         "--volume",
         "secret:tok:/s/tok",
-        "--env",
-        "T=secret:tok",
-        "--",
-        "sh",
-        "-c",
-        "trap 'echo got-term; exit 143' TERM; echo ready; while true; do sleep 0.1; done",
+        *sh_job("trap 'echo got-term; exit 143' TERM; echo ready; while true; do sleep 0.1; done"),
     )
     assert len(job_containers(docker)) >= 1
     proc.send_signal(sig)
@@ -363,7 +345,7 @@ def test_a_foreground_rm_job_is_removed_by_the_engine_even_if_the_launcher_is_ki
     """`--rm` is the engine's AutoRemove, as with `docker run --rm`: a SIGKILLed launcher leaves no container."""
     add_secret("tok", CANARY)
     proc = subprocess.Popen(
-        [*launch_cmd(), "run", "--rm", "--image", TEST_IMAGE, "-e", "T=secret:tok", "--", "sh", "-c", "sleep 3"],
+        [*launch_cmd(), "run", "--rm", *sh_job("sleep 3")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -12,7 +12,7 @@ import time
 import uuid
 
 import pytest
-from conftest import TEST_IMAGE, detach, job_containers, run_launch, sha, wait_for
+from conftest import TEST_IMAGE, detach, job_containers, run_launch, sh_job, sha, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -67,16 +67,7 @@ def wait_exit(api, container_id: str, timeout: float = 30) -> int:
 
 
 def test_value_reaches_the_job_but_no_docker_record(docker, canary):
-    job = detach(
-        "--image",
-        TEST_IMAGE,
-        "--env",
-        "T=secret:tok",
-        "--",
-        "sh",
-        "-c",
-        'printf %s "$T" | sha256sum; echo ready; sleep 3',
-    )
+    job = detach(*sh_job('printf %s "$T" | sha256sum; echo ready; sleep 3'))
     container = container_of(docker, job)["Id"]
     wait_for(lambda: b"ready" in docker.logs(container), what="the job to start")
     needle = canary.encode()
@@ -107,18 +98,7 @@ def test_image_entrypoint_and_cmd_run_unchanged(docker, canary):
         "pid: 1",
         "default cmd",
     ]
-    override = run_launch(
-        "run",
-        "--rm",
-        "--image",
-        ENTRYPOINT_IMAGE,
-        "--env",
-        "T=secret:tok",
-        "--",
-        "sh",
-        "-c",
-        'printf %s "$T" | sha256sum',
-    )
+    override = run_launch("run", "--rm", *sh_job('printf %s "$T" | sha256sum', image=ENTRYPOINT_IMAGE))
     assert override.returncode == 0, override.stderr
     lines = override.stdout.decode().splitlines()
     assert lines[0] == 'entrypoint argv: sh -c printf %s "$T" | sha256sum'
@@ -127,18 +107,9 @@ def test_image_entrypoint_and_cmd_run_unchanged(docker, canary):
 
 
 def test_exit_codes_and_sigterm_reach_the_process(docker, canary):
-    result = run_launch("run", "--rm", "--image", TEST_IMAGE, "--env", "T=secret:tok", "--", "sh", "-c", "exit 42")
+    result = run_launch("run", "--rm", *sh_job("exit 42"))
     assert result.returncode == 42
-    job = detach(
-        "--image",
-        TEST_IMAGE,
-        "--env",
-        "T=secret:tok",
-        "--",
-        "sh",
-        "-c",
-        "trap 'echo got-term-as-pid-$$; exit 143' TERM; echo up; while true; do sleep 0.1; done",
-    )
+    job = detach(*sh_job("trap 'echo got-term-as-pid-$$; exit 143' TERM; echo up; while true; do sleep 0.1; done"))
     container = container_of(docker, job)["Id"]
     wait_for(lambda: b"up" in docker.logs(container), what="the job to start")
     stop = run_launch("stop", job)
@@ -156,19 +127,7 @@ def test_shell_less_image_is_refused_with_the_choices(docker, canary):
     assert "/bin/sh" in err and "--plain-env" in err and "secret-file:" in err
     assert len(job_containers(docker)) == before
     # the explicit opt-in works, with a warning that says where the value is visible
-    plain = run_launch(
-        "run",
-        "--rm",
-        "--plain-env",
-        "--image",
-        NOSHELL_IMAGE,
-        "--env",
-        "T=secret:tok",
-        "--",
-        "sh",
-        "-c",
-        'printf %s "$T" | sha256sum',
-    )
+    plain = run_launch("run", "--rm", "--plain-env", *sh_job('printf %s "$T" | sha256sum', image=NOSHELL_IMAGE))
     assert plain.returncode == 0, plain.stderr
     assert plain.stdout.split()[0].decode() == sha(canary)
     assert b"docker inspect" in plain.stderr
