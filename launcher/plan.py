@@ -107,6 +107,7 @@ def redacted(job: Spec | Plan) -> dict[str, Any]:
         "labels": dict(spec.labels),
         "name": spec.name,
         "network": spec.network,
+        "read_only": spec.read_only,
         "backend": spec.backend,
         "constraints": list(spec.constraints),
         "secrets": {key: versions.get(key) for key in spec.secret_keys()},

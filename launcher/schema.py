@@ -426,6 +426,7 @@ TEMPLATE = Record(
         "restart": Text("When to restart the container.", RESTART, "one of no, always, unless-stopped, on-failure[:N]"),
         "labels": MapOf(Text(), "Container labels."),
         "name": Text("The container's name.", NAME, f"a name of {NAME_HINT}"),
+        "read_only": Bool("Mount the container's root filesystem read-only (default false); secrets still work."),
         "network": Text("none, host, bridge, or the name of a Docker network.", NAME, f"a network name of {NAME_HINT}"),
         "backend": Text("Where to run: docker (default) or swarm.", BACKEND, "docker or swarm"),
         "constraints": ListOf(Text(), "Swarm placement constraints, e.g. node.labels.gpu==true."),

@@ -91,6 +91,7 @@ class Spec:
     restart: Restart = field(default_factory=Restart)
     labels: tuple[tuple[str, str], ...] = ()
     name: str | None = None
+    read_only: bool = False  # Docker's --read-only: the root filesystem is mounted read-only
     network: str | None = None  # "none", "host", "bridge" or a network name; None: the engine's default
     backend: str | None = None  # "docker" | "swarm"; None: --backend, $LAUNCH_BACKEND, else "docker"
     constraints: tuple[str, ...] = ()  # swarm placement constraints, e.g. "node.labels.gpu==true"

@@ -179,6 +179,7 @@ def _build(doc: _Document, base_dir: Path | None) -> Spec:
         restart=_restart(text("restart")),
         labels=tuple((key, doc.text(("labels", key))) for key in data.get("labels", {})),
         name=text("name"),
+        read_only=bool(data.get("read_only", False)),
         network=text("network"),
         backend=text("backend"),
         constraints=tuple(doc.text(("constraints", i)) for i in range(len(data.get("constraints", [])))),

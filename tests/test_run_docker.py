@@ -84,11 +84,11 @@ def test_non_root_user_reads_its_file(docker, tmp_path):
             "--rm",
             str(template),
             "--volume",
-            "secret:token:/home/app/token",
+            "secret:token:/home/app/.secrets/token",
             "--",
             "sh",
             "-c",
-            "id -u; stat -c '%a %u:%g' /home/app/token; sha256sum < /home/app/token",
+            "id -u; stat -c '%a %u:%g' /home/app/.secrets/token; sha256sum < /home/app/.secrets/token",
         )
         assert result.returncode == 0, (user, result.stderr)
         uid, mode_owner, digest = result.stdout.decode().split("\n")[:3]

@@ -120,7 +120,7 @@ def logs(
     no_mask: bool = typer.Option(False, "--no-mask", help="Do not mask secret values."),
 ) -> None:
     """Show a job's output (stdout to stdout, stderr to stderr), secret values masked."""
-    from launcher.runtime.docker import pump
+    from launcher.runtime.common import pump
 
     backend, found = _registry().find(job)
     masker = None if no_mask else _masker_for(found)

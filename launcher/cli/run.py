@@ -65,6 +65,10 @@ def run(
         False, "--plain-env", help="Env secrets through Docker's own env (visible in `docker inspect`)."
     ),
     no_mask: bool = typer.Option(False, "--no-mask", help="Do not mask secret values in the job's output."),
+    interactive: bool = typer.Option(
+        False, "--interactive", "-i", help="Pass your stdin on to the job (after its secrets), as docker run -i."
+    ),
+    read_only: bool = typer.Option(False, "--read-only", help="Mount the job's root filesystem read-only."),
     backend_name: str | None = typer.Option(
         None, "--backend", help="docker (the local engine, default) or swarm; also $LAUNCH_BACKEND or `backend:`."
     ),
@@ -86,6 +90,10 @@ def run(
         command=command or None,
         environ=os.environ,
     )
+    if read_only:
+        import dataclasses
+
+        spec = dataclasses.replace(spec, read_only=True)
     seconds = jobmod.parse_duration(life_span) if life_span else None
     if rm and spec.restart.policy != "no":
         from launcher.errors import UsageError
@@ -95,7 +103,7 @@ def run(
     plan, revealed = build_plan(spec, store)
 
     from launcher import runtime
-    from launcher.runtime.docker import RunOptions
+    from launcher.runtime.common import RunHooks, RunOptions
 
     which = runtime.choose(backend_name, spec.backend)
     options = RunOptions(
@@ -104,6 +112,7 @@ def run(
         life_span=seconds,
         plain_env=plain_env,
         mask=not no_mask,
+        interactive=interactive,
     )
     runtime.preflight(which, plan, options)
     backend = runtime.open_backend(which)
@@ -119,8 +128,11 @@ def run(
 
         masker = Masker(r.value for r in revealed.values())
 
-    def started(job_id: str) -> None:
+    def record(job_id: str) -> None:
+        # before the start: a usage record that cannot be written leaves nothing running (nothing has run)
         store.record_use(job_id, spec.image, dict(plan.versions), backend=backend.name)
+
+    def started(job_id: str) -> None:
         if detach:
             sys.stdout.write(job_id + "\n")
             sys.stdout.flush()
@@ -132,7 +144,7 @@ def run(
             f"`docker {'service ' if which == 'swarm' else ''}inspect` and stored in plaintext under "
             "/var/lib/docker until the job is removed\n"
         )
-    code = backend.run(plan, options, masker=masker, on_started=started)
+    code = backend.run(plan, options, masker=masker, hooks=RunHooks(before_start=record, started=started))
     raise typer.Exit(code)
 
 

@@ -1,127 +1,59 @@
-"""The Docker runtime: the only module (with runtime/swarm.py) that imports `docker`.
+"""The Docker backend: a job is a container on the engine `DOCKER_HOST` names (or the local socket).
 
-It carries a resolved `Plan` out on the local engine:
+Secrets travel through the engine's API only (launcher/runtime/bundle.py), so the same path serves root, a user in
+the `docker` group, rootless Docker, Docker Desktop and a remote engine; no file of ours is written anywhere.
 
-1. make sure the image is present (pull only when it is missing);
-2. create the container (not started), with every secret file bind-mounted read-only, one file per mount, from a
-   private folder on a tmpfs (`launcher.runtime.secretfs`);
-3. learn the uid:gid the container runs as (numeric `user:`, or the name looked up in the image's /etc/passwd),
-   then write the secret files owned by it, mode 0400 by default;
-4. start it, and unlink the host copies at once (a file bind mount pins its inode, so the container keeps its view);
-5. in the foreground, stream its stdout and stderr through the masker, wait, and exit with its exit code; Ctrl-C or
-   SIGTERM stops it with a grace period, cleans up and exits 130 / 143.
+`run` is prepare -> start -> after start:
 
-Env secrets are *sealed* by default: their values go into a file in the same private folder, and a small shim
-(runtime/shim.sh, run by the image's /bin/sh) loads them and `exec`s the job's own entrypoint and command. The
-container's config, `docker inspect` and /var/lib/docker hold no value. `--plain-env` opts into Docker's own env
-(the values are then visible in `docker inspect`), for images without a shell.
-
-`container_args()` is the pure step that turns a plan into API arguments (tested without an engine).
+- prepare: the image's config (pulled only when missing), every check that needs no container, and the pure step
+  `container_args()` (tested without an engine): tmpfs mounts for the secrets, the shim as entrypoint, stdin open
+  once. Then create the container, check that no secret folder would hide files of the image, and call
+  `hooks.before_start` (the usage record): a failure there removes the container, and nothing has run.
+- start: attach (stdin for the bundle; stdout and stderr too in the foreground), start, write the bundle, close
+  stdin (or hand it on with `--interactive`).
+- after start: detached, wait until the shim has exec'd the job's command (or failed: exit 126 and one line, the
+  container removed); foreground, stream the output masked and return the job's exit code. Any failure or
+  interrupt after the start stops the job (and removes it when it is --rm): it is never left unattended.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import signal
+import socket
 import sys
-import tarfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from launcher import jobs as jobmod
 from launcher.errors import Conflict, EngineError, ExitCode, LaunchError, UsageError
-from launcher.runtime import secretfs
+from launcher.runtime import bundle as bundles
+from launcher.runtime.common import (
+    LABEL_LAUNCHER,
+    STOP_GRACE,
+    ImageConfig,
+    RunHooks,
+    RunOptions,
+    Terminated,
+    api_error_text,
+    boot_id,
+    connect,
+    demux_frames,
+    engine_errors,
+    install_sigterm,
+    job_argv,
+    plan_labels,
+    pump,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from launcher.plan import Plan
 
-SHIM_DIR = "/.launch"
-SHIM_PATH = f"{SHIM_DIR}/shim"
-ENV_PATH = f"{SHIM_DIR}/env"
-_GO_MODE_SYMLINK = 1 << 27  # os.ModeSymlink in the engine's stat header
-STOP_GRACE = 10  # seconds between SIGTERM and SIGKILL, as `docker stop`
-
-
-class Terminated(BaseException):
-    """Raised in the main thread when the launcher receives SIGTERM."""
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    detach: bool = False
-    remove: bool = False
-    life_span: int | None = None  # seconds
-    plain_env: bool = False  # opt-in: env secrets through Docker's own env (visible in `docker inspect`)
-    mask: bool = True
-    stop_grace: int = STOP_GRACE
-
-
-@dataclass(frozen=True)
-class ImageConfig:
-    entrypoint: tuple[str, ...]
-    cmd: tuple[str, ...]
-    user: str
-    workdir: str
-    id: str = ""
-
-    @classmethod
-    def from_inspect(cls, data: Mapping[str, Any]) -> ImageConfig:
-        config = data.get("Config") or {}
-        return cls(
-            tuple(config.get("Entrypoint") or ()),
-            tuple(config.get("Cmd") or ()),
-            config.get("User") or "",
-            config.get("WorkingDir") or "",
-            data.get("Id") or "",
-        )
-
-
-def plan_labels(plan: Plan, job_id: str, options: RunOptions, backend: str) -> tuple[dict[str, str], float | None]:
-    """The labels that record a job in the engine (names, versions, the redacted plan), and its deadline."""
-    from launcher.plan import redacted
-
-    deadline = time.time() + options.life_span if options.life_span else None
-    labels = jobmod.job_labels(
-        job_id,
-        plan.spec.name,
-        dict(plan.versions),
-        redacted(plan),
-        deadline=deadline,
-        remove=options.remove,
-        backend=backend,
-        user_labels=plan.spec.labels,
-    )
-    return labels, deadline
-
-
-def job_argv(plan: Plan, image: ImageConfig) -> list[str]:
-    """The argv Docker would run: entrypoint + command, with Docker's rule that a new entrypoint drops the CMD."""
-    spec = plan.spec
-    entrypoint = list(spec.entrypoint) if spec.entrypoint is not None else list(image.entrypoint)
-    if spec.command is not None:
-        command = list(spec.command)
-    else:
-        command = [] if spec.entrypoint is not None else list(image.cmd)
-    return entrypoint + command
-
-
-def shell_quote(value: str) -> str:
-    return "'" + value.replace("'", "'\\''") + "'"
-
-
-def env_file_bytes(pairs: tuple[tuple[str, str], ...]) -> bytes:
-    """The sealed env file the shim sources: `export NAME='value'` lines (names are validated identifiers)."""
-    return "".join(f"export {name}={shell_quote(value)}\n" for name, value in pairs).encode("utf-8")
-
-
-def _secret_file_name(index: int) -> str:
-    return f"f{index}"
+CONFIRM_TIMEOUT = 60.0  # seconds a detached run waits for the shim to take its secrets
+ABANDONED_AFTER = 120.0  # a job still "created" this long after its creation was left by a launcher that died
 
 
 def container_args(
@@ -129,210 +61,82 @@ def container_args(
     job_id: str,
     *,
     image: ImageConfig,
-    secret_dir: str | None,
     labels: dict[str, str],
-    sealed: bool,
     options: RunOptions,
 ) -> dict[str, Any]:
-    """Pure: the keyword arguments for `create_container` and `create_host_config` (no values in argv)."""
+    """Pure: the container's config and host config. No value is in either: secrets go through the bundle."""
     spec = plan.spec
-    binds: list[str] = []
-    for index, (secret_file, _value) in enumerate(plan.files):
-        assert secret_dir is not None
-        binds.append(f"{secret_dir}/{_secret_file_name(index)}:{secret_file.target}:ro")
-    for bind in spec.binds:
-        binds.append(f"{bind.source}:{bind.target}:{'ro' if bind.read_only else 'rw'}")
+    delivered = delivers(plan, options)
     env = [f"{name}={value}" for name, value in plan.env]
     entrypoint: list[str] | None = list(spec.entrypoint) if spec.entrypoint is not None else None
     command: list[str] | None = list(spec.command) if spec.command is not None else None
-    if plan.secret_env:
-        if sealed:
-            assert secret_dir is not None
-            binds.append(f"{secret_dir}/shim:{SHIM_PATH}:ro")
-            binds.append(f"{secret_dir}/env:{ENV_PATH}:ro")
-            entrypoint = ["/bin/sh", SHIM_PATH]
-            command = job_argv(plan, image)
-        else:
-            env += [f"{name}={value}" for name, value in plan.secret_env]
-    host_config: dict[str, Any] = {"binds": binds}
+    if delivered:
+        entrypoint = bundles.shim_entrypoint(job_argv(plan, image))
+        command = []
+    else:  # --plain-env, or no secret at all
+        env += [f"{name}={value}" for name, value in plan.secret_env]
+    host: dict[str, Any] = {"Binds": [f"{b.source}:{b.target}:{'ro' if b.read_only else 'rw'}" for b in spec.binds]}
+    if delivered:
+        host["Tmpfs"] = bundles.tmpfs_mounts(plan)
+    if spec.read_only:
+        host["ReadonlyRootfs"] = True
     if spec.ports:
-        host_config["port_bindings"] = {
-            f"{p.container}/{p.protocol}": (p.host_ip, p.host if p.host is not None else p.container)
+        host["PortBindings"] = {
+            f"{p.container}/{p.protocol}": [
+                {"HostIp": p.host_ip, "HostPort": str(p.host if p.host is not None else p.container)}
+            ]
             for p in spec.ports
         }
     if spec.restart.policy != "no":
-        host_config["restart_policy"] = {"Name": spec.restart.policy, "MaximumRetryCount": spec.restart.max_retries}
+        host["RestartPolicy"] = {"Name": spec.restart.policy, "MaximumRetryCount": spec.restart.max_retries}
     if spec.resources.cpus:
-        host_config["nano_cpus"] = int(spec.resources.cpus * 1e9)
+        host["NanoCpus"] = int(spec.resources.cpus * 1e9)
     if spec.resources.memory:
-        host_config["mem_limit"] = spec.resources.memory
+        host["Memory"] = spec.resources.memory
     if spec.resources.gpus:
-        host_config["device_requests"] = [
-            {"Driver": "", "Count": spec.resources.gpus, "Capabilities": [["gpu"]]},
-        ]
+        host["DeviceRequests"] = [{"Driver": "", "Count": spec.resources.gpus, "Capabilities": [["gpu"]]}]
     if spec.network:
-        host_config["network_mode"] = spec.network
+        host["NetworkMode"] = spec.network
     if options.remove:
         # the engine removes the job when it ends, as `docker run --rm`: even if the launcher is killed meanwhile
-        host_config["auto_remove"] = True
+        host["AutoRemove"] = True
     if options.remove and not options.detach:
         # a foreground --rm job's output reaches the user through attach; the engine need not keep a copy on disk
-        # (where anything the job printed, a value included, would sit unmasked until the container is removed)
-        host_config["log_config"] = {"Type": "none", "Config": {}}
-    create: dict[str, Any] = {
-        "image": spec.image,
-        "command": command,
-        "entrypoint": entrypoint,
-        "environment": env,
-        "labels": labels,
-        "name": jobmod.container_name(job_id, spec.name),
-        "detach": True,
-        "stdin_open": False,
-        "tty": False,
+        host["LogConfig"] = {"Type": "none", "Config": {}}
+    config: dict[str, Any] = {
+        "Image": spec.image,
+        "Env": env,
+        "Labels": labels,
+        "AttachStdin": delivered,
+        "AttachStdout": not options.detach,
+        "AttachStderr": not options.detach,
+        "OpenStdin": delivered,
+        "StdinOnce": delivered,  # the engine closes the job's stdin when the launcher is done with it
+        "Tty": False,
+        "HostConfig": host,
     }
+    if entrypoint is not None:
+        config["Entrypoint"] = entrypoint
+    if command is not None:
+        config["Cmd"] = command
     if spec.workdir:
-        create["working_dir"] = spec.workdir
+        config["WorkingDir"] = spec.workdir
     if spec.user:
-        create["user"] = spec.user
+        config["User"] = spec.user
     if spec.ports:
-        create["ports"] = [(p.container, p.protocol) for p in spec.ports]
-    return {"create": create, "host_config": host_config}
+        config["ExposedPorts"] = {f"{p.container}/{p.protocol}": {} for p in spec.ports}
+    return {"config": config, "name": jobmod.container_name(job_id, spec.name)}
 
 
-def parse_passwd(text: str, user: str) -> tuple[int, int] | None:
-    """(uid, gid) of `user` (a name or a uid) in passwd text."""
-    for line in text.splitlines():
-        fields = line.split(":")
-        if len(fields) >= 4 and user in (fields[0], fields[2]):
-            try:
-                return int(fields[2]), int(fields[3])
-            except ValueError:
-                return None
-    return None
-
-
-def parse_group(text: str, group: str) -> int | None:
-    for line in text.splitlines():
-        fields = line.split(":")
-        if len(fields) >= 3 and group in (fields[0], fields[2]):
-            try:
-                return int(fields[2])
-            except ValueError:
-                return None
-    return None
-
-
-def resolve_user(user: str, read_file: Callable[[str], str | None]) -> tuple[int, int]:
-    """uid:gid for a Docker `user` string, as the engine resolves it ('' is root; a missing gid is the primary group).
-
-    `read_file(path)` returns a file of the image (or None when it is missing); it is only called for names.
-    """
-    if not user:
-        return 0, 0
-    name, _, group = user.partition(":")
-    passwd: str | None = None
-    if name.isdigit():
-        uid = int(name)
-        passwd = read_file("/etc/passwd") or ""
-        entry = parse_passwd(passwd, name)
-        gid = entry[1] if entry else 0
-    else:
-        passwd = read_file("/etc/passwd") or ""
-        entry = parse_passwd(passwd, name)
-        if entry is None:
-            raise UsageError(f"user {name!r} is not in the image's /etc/passwd")
-        uid, gid = entry
-    if group:
-        if group.isdigit():
-            gid = int(group)
-        else:
-            found = parse_group(read_file("/etc/group") or "", group)
-            if found is None:
-                raise UsageError(f"group {group!r} is not in the image's /etc/group")
-            gid = found
-    return uid, gid
-
-
-def is_remote_engine() -> bool:
-    """True when DOCKER_HOST names another machine (a bind mount would name a path over there)."""
-    host = os.environ.get("DOCKER_HOST", "")
-    return bool(host) and not host.startswith(("unix://", "npipe://"))
+def delivers(plan: Plan, options: RunOptions) -> bool:
+    """Whether the job's secrets travel in a bundle (any secret file, or env secrets without --plain-env)."""
+    return bool(plan.files) or (bool(plan.secret_env) and not options.plain_env)
 
 
 def preflight(plan: Plan, options: RunOptions) -> None:
-    """Checks that need no engine, run before connecting: a remote engine cannot bind-mount our tmpfs files."""
-    sealed = bool(plan.secret_env) and not options.plain_env
-    if (plan.files or sealed) and is_remote_engine():
-        raise UsageError(
-            "secret files and sealed env need the engine on this machine, but DOCKER_HOST names another one "
-            "(a bind mount would name a path over there); use --backend swarm, or --plain-env for env secrets"
-        )
-
-
-# Character-set detectors `requests` looks for at import and uses only to guess the encoding of a text body that
-# declares none (`Response.apparent_encoding`); without one it assumes UTF-8.
-_DETECTORS = ("charset_normalizer", "chardet")
-
-
-def import_docker():
-    """`import docker`, without the character-set detector `requests` would load with it.
-
-    The engine's API is JSON, which needs no guessing, and charset_normalizer (a compiled module) costs 35-50 ms of
-    every command that reaches the engine, about a twentieth of `launch run`. A `None` in sys.modules makes an
-    import fail (Python's documented way to hide a module), so requests takes its no-detector path; the entries
-    are removed again at once, so anything imported later can still load them. Only when this process has not
-    loaded requests or a detector already; if a requests release ever needs one, the import is retried without
-    hiding anything."""
-    hide = not any(name in sys.modules for name in ("requests", *_DETECTORS))
-    if hide:
-        import warnings
-
-        sys.modules.update(dict.fromkeys(_DETECTORS))
-        try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Unable to find acceptable character detection")
-                import docker
-
-            return docker
-        except ImportError:  # a requests that insists: forget the half-done import and do it plainly
-            for name in [m for m in sys.modules if m.split(".")[0] in ("docker", "requests")]:
-                del sys.modules[name]
-        finally:
-            for name in _DETECTORS:
-                if sys.modules.get(name, 0) is None:
-                    del sys.modules[name]
-    import docker
-
-    return docker
-
-
-def connect():
-    """A docker client, or one clear EngineError saying what to do."""
-    try:
-        docker = import_docker()
-    except ImportError as exc:  # pragma: no cover - a broken install
-        raise EngineError("the `docker` Python package is missing: pip install docker") from exc
-    try:
-        client = docker.from_env(timeout=120)  # asks the engine for its API version: fails when it is not there
-    except Exception as exc:  # docker raises several types here; all mean "no engine"
-        where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-        raise EngineError(
-            f"cannot reach the Docker engine at {where} ({type(exc).__name__}); start it "
-            "(`sudo systemctl start docker`, or `sudo dockerd &`) or point DOCKER_HOST at a running engine"
-        ) from None
-    return client
-
-
-def is_swarm_manager(client) -> bool:
-    try:
-        return bool((client.info().get("Swarm") or {}).get("ControlAvailable"))
-    except Exception:
-        return False
-
-
-def api_error_text(exc: Exception) -> str:
-    explanation = getattr(exc, "explanation", None)
-    return str(explanation or exc).strip()
+    """Checks that need no engine: where secret files may go."""
+    if delivers(plan, options):
+        bundles.file_folders(plan)
 
 
 class DockerBackend:
@@ -371,7 +175,7 @@ class DockerBackend:
         try:
             for event in self.api.pull(repo, tag=tag, stream=True, decode=True):
                 if "error" in event:
-                    raise EngineError(f"cannot pull image {image!r}: {event['error']}")
+                    raise EngineError(f"cannot pull image {image!r}: {' '.join(str(event['error']).split())}")
                 if progress and event.get("status"):
                     line = event["status"] + (f" {event['progress']}" if event.get("progress") else "")
                     sys.stderr.write(f"\r\x1b[2K{event.get('id', '')} {line}"[:200])
@@ -388,62 +192,51 @@ class DockerBackend:
 
     # --- running ------------------------------------------------------------------------------------------------
 
-    def run(self, plan: Plan, options: RunOptions, masker=None, on_started: Callable[[str], None] | None = None) -> int:
-        """Run a plan. Detached: returns 0 once started (the id went to `on_started`). Foreground: the job's code."""
+    def run(self, plan: Plan, options: RunOptions, masker=None, hooks: RunHooks | None = None) -> int:
+        """Run a plan. Detached: 0 once the job's command runs. Foreground: the job's exit code."""
+        hooks = hooks or RunHooks()
         spec = plan.spec
         job_id = jobmod.new_id()
+        delivered = delivers(plan, options)
         image = self.image_config(spec.image, progress=sys.stderr.isatty())
         preflight(plan, options)
-        sealed = bool(plan.secret_env) and not options.plain_env
-        needs_dir = bool(plan.files) or sealed
-        if sealed and not job_argv(plan, image):
+        if delivered and not job_argv(plan, image):
             raise UsageError(f"image {spec.image!r} has no entrypoint or command, and none was given")
         labels, deadline = plan_labels(plan, job_id, options, self.name)
-        if any(secretfs.unlocked(path) for _job, path in secretfs.leftovers()):
-            self.sweep()  # only when a launcher that is gone left a folder: keeps `run` lean
-        secret_dir = secretfs.SecretDir.create(job_id) if needs_dir else None
+        payload = bundles.build(plan) if delivered else None
+        self._sweep_abandoned()
         container_id: str | None = None
+        sock = None
         removed = None  # a foreground --rm job's wait, registered before start (closed whatever happens)
         started = False
         restore = install_sigterm()
         try:
-            args = container_args(
-                plan,
-                job_id,
-                image=image,
-                secret_dir=secret_dir.path if secret_dir else None,
-                labels=labels,
-                sealed=sealed,
-                options=options,
-            )
-            if secret_dir is not None:
-                # the files must exist before the container is created (the engine would make a missing bind
-                # source a directory); they belong to us, mode 0400, until we know the container's user
-                self._write_secrets(secret_dir, plan, sealed)
-            container_id = self._create(args, spec.name)
-            if secret_dir is not None:
-                secret_dir.chown_all(*self._container_user(container_id, spec.user or image.user, image.id))
-            if deadline is not None:
-                from launcher.runtime import reaper
+            container_id = self._create(container_args(plan, job_id, image=image, labels=labels, options=options))
+            if delivered:
+                self._check_folders(container_id, plan, image)
+            hooks.before_start(job_id)
+            if deadline is not None or (payload is not None and spec.restart.policy != "no"):
+                from launcher.runtime import warden
 
-                reaper.spawn(self.name, job_id, deadline)
-            # attach before start, as `docker run` does, so no early output is missed (and none needs replaying
-            # from the log driver, which a foreground --rm job does not use at all)
-            streams = None
-            if not options.detach:
-                streams = self.api.attach(container_id, stdout=True, stderr=True, stream=True, logs=False, demux=True)
-                if options.remove:
-                    removed = self._wait_removed(container_id)
-            self._start(container_id, spec.image if sealed else None)
+                warden.spawn(
+                    self.name, job_id, container_id, deadline, payload if spec.restart.policy != "no" else None
+                )
+            # attach before start, as `docker run` does: no early output is missed, and stdin is ready for the bundle
+            if delivered or not options.detach:
+                sock = self._attach(container_id, stdin=delivered, output=not options.detach)
+            if options.remove and not options.detach:
+                removed = self._wait_removed(container_id)
+            self._start(container_id, spec.image if delivered else None)
             started = True
-            if on_started:
-                on_started(job_id)
-            if secret_dir is not None and spec.restart.policy == "no":
-                secret_dir.remove()  # the container holds the inodes it mounted
-                secret_dir = None
+            if payload is not None:
+                self._deliver(sock, payload, forward=options.interactive and not options.detach)
             if options.detach:
+                if payload is not None:
+                    self._confirm(container_id, job_id, options)
+                hooks.started(job_id)
                 return 0
-            return self._foreground(container_id, streams, options, masker, removed)
+            hooks.started(job_id)
+            return self._foreground(container_id, sock, options, masker, removed, delivered)
         except (KeyboardInterrupt, Terminated) as exc:
             code = ExitCode.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else ExitCode.TERMINATED
             if container_id is not None:
@@ -452,28 +245,132 @@ class DockerBackend:
         except BaseException:
             if container_id is not None and not started:
                 self.remove_quietly(container_id)
+            elif container_id is not None and not (options.detach and _confirmed(container_id)):
+                self._stop_quietly(container_id, options.stop_grace, remove=True)
             raise
         finally:
             restore()
             if removed is not None:
                 removed.close()
-            if secret_dir is not None and (not started or not options.detach):
-                secret_dir.remove()
-            if secret_dir is not None:
-                secret_dir.release()
+            if sock is not None:
+                _close(sock)
 
-    def _create(self, args: dict[str, Any], name: str | None) -> str:
+    def _create(self, args: dict[str, Any]) -> str:
         import docker.errors
 
         try:
-            host_config = self.api.create_host_config(**args["host_config"])
-            return self.api.create_container(host_config=host_config, **args["create"])["Id"]
+            return self.api.create_container_from_config(args["config"], args["name"])["Id"]
         except docker.errors.APIError as exc:
             if exc.status_code == 409:
-                raise Conflict(
-                    f"a container named {args['create']['name']!r} exists already; pick another --name"
-                ) from None
+                raise Conflict(f"a container named {args['name']!r} exists already; pick another --name") from None
             raise EngineError(f"the engine refused the job: {api_error_text(exc)}") from None
+
+    def _check_folders(self, container_id: str, plan: Plan, image: ImageConfig) -> None:
+        """Each secret file's folder becomes a tmpfs of its own, which must be a folder the image does not have:
+        over one it has, the engine would hide what is there and keep its owner and mode (0755 root), so a
+        non-root job could not take its files. Checked on the created container, whose view of paths is the
+        image's; the answer is kept per image id (an image never changes)."""
+        from launcher import paths
+
+        cache = _ImageFacts(paths.home() / "image-folders.json")
+        for secret_file in plan.spec.secret_files:
+            folder = os.path.dirname(os.path.normpath(secret_file.target))
+            key = f"{image.id}|{folder}"
+            exists = cache.get(key)
+            if exists is None:
+                exists = self._exists(container_id, folder)
+                if image.id:
+                    cache.put(key, exists)
+            if exists:
+                where = f" ({secret_file.origin})" if secret_file.origin else ""
+                raise UsageError(
+                    f"secret file {secret_file.target!r}{where}: its folder {folder!r} exists in image "
+                    f"{plan.spec.image!r}; secret files go on a tmpfs of their own, in a folder the image does not "
+                    f"have (e.g. /run/secrets/{os.path.basename(secret_file.target)}, or a new subfolder)"
+                )
+
+    def _exists(self, container_id: str, path: str) -> bool:
+        """Whether `path` exists in the (created, not started) container's filesystem: the archive's stat."""
+        with engine_errors(f"cannot look at {path!r} in the image"):
+            head = self.api.head(self.api._url("/containers/{0}/archive", container_id), params={"path": path})
+        if head.status_code not in (200, 404):
+            raise EngineError(f"cannot look at {path!r} in the image (the engine answered {head.status_code})")
+        return head.status_code == 200
+
+    def _attach(self, container_id: str, *, stdin: bool, output: bool):
+        """A hijacked connection to the job's stdin and/or its (multiplexed) stdout and stderr."""
+        params = {"stream": 1, "stdin": int(stdin), "stdout": int(output), "stderr": int(output)}
+        with engine_errors("cannot attach to the job"):
+            sock = self.api.attach_socket(container_id, params=params)
+        raw = getattr(sock, "_sock", sock)
+        raw.settimeout(None)
+        return sock
+
+    def _deliver(self, sock, payload: bundles.Bundle, *, forward: bool) -> None:
+        """Write the bundle to the job's stdin, then close it (the job reads EOF), or hand our stdin on."""
+        raw = getattr(sock, "_sock", sock)
+        with engine_errors("cannot send the secrets to the job"):
+            raw.sendall(payload.data)
+            if not forward:
+                raw.shutdown(socket.SHUT_WR)
+                return
+        threading.Thread(target=_forward_stdin, args=(raw,), name="launch-stdin", daemon=True).start()
+
+    def _confirm(self, container_id: str, job_id: str, options: RunOptions) -> None:
+        """Detached: return once the shim has exec'd the job's command; raise (and remove the job) when it could
+        not, so that `launch run -d` never reports a job that did not run. The engine's `top` tells: the shim's
+        command line is its own until it execs the job's."""
+        deadline = time.monotonic() + CONFIRM_TIMEOUT
+        pause, errors = 0.002, 0
+        while time.monotonic() < deadline:
+            try:
+                rows = self.api.top(container_id, ps_args="-o pid,args").get("Processes") or []
+            except Exception:
+                if not self._running(container_id):
+                    break  # it ended: its exit code says how
+                errors += 1  # the engine could not look (a process exiting as it looked): again
+                if errors > 20:
+                    raise EngineError(
+                        f"job {job_id}: the engine cannot list its processes, so launch cannot "
+                        "confirm that it took its secrets; it was stopped"
+                    ) from None
+                time.sleep(0.01)
+                continue
+            args = [row[-1] for row in rows]
+            if args and not any(bundles.is_shim(a) or a.startswith("runc") for a in args):
+                _CONFIRMED.add(container_id)
+                return
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+        else:
+            raise EngineError(f"job {job_id}: its secrets were not taken within {CONFIRM_TIMEOUT:.0f}s; it was removed")
+        code, line = self._ended(container_id)
+        if code == bundles.FAILED:
+            self.remove_quietly(container_id)
+            reason = line.removeprefix("launch shim: ").removesuffix(" (the job's command was not run)")
+            cause = f" ({reason})" if reason else ""
+            raise EngineError(f"job {job_id}: its secrets did not arrive whole{cause}; its command was not run")
+        _CONFIRMED.add(container_id)  # it ran and ended already: a success of `run -d`
+
+    def _running(self, container_id: str) -> bool:
+        try:
+            return bool((self.api.inspect_container(container_id).get("State") or {}).get("Running"))
+        except Exception:
+            return False
+
+    def _ended(self, container_id: str) -> tuple[int | None, str]:
+        """The exit code of a job that ended, and the shim's line if it left one (None when the job is gone)."""
+        try:
+            state = self.api.inspect_container(container_id).get("State") or {}
+        except Exception:  # removed already (--rm): the engine's wait made before start would have said
+            return None, ""
+        line = ""
+        try:
+            text = self.api.logs(container_id, stdout=False, stderr=True, tail=5)
+            line = next((x for x in text.decode("utf-8", "replace").splitlines() if x.startswith("launch shim: ")), "")
+        except Exception:
+            pass
+        return state.get("ExitCode"), line
 
     def _start(self, container_id: str, shim_image: str | None) -> None:
         """Start the container. With the shim, an image without /bin/sh fails here, before anything ran: that
@@ -487,54 +384,11 @@ class DockerBackend:
             text = api_error_text(exc)
             if shim_image is not None and "/bin/sh" in text and ("no such file" in text or "not found" in text):
                 raise UsageError(
-                    f"image {shim_image!r} has no /bin/sh, so the sealed-env shim cannot run in it; deliver "
-                    "these secrets as files (`VAR_FILE: secret-file:KEY` or a `secret:KEY:/path` volume), or "
-                    "pass --plain-env to use Docker's env (the values are then visible in `docker inspect`)"
+                    f"image {shim_image!r} has no /bin/sh, so the shim that takes its secrets cannot run in it; "
+                    "use an image with a shell, or pass --plain-env for env secrets (the values are then "
+                    "visible in `docker inspect`)"
                 ) from None
             raise EngineError(f"the engine could not start the job: {text}") from None
-
-    def _container_user(self, container_id: str, user: str, image_id: str) -> tuple[int, int]:
-        """uid:gid the container runs as. Numeric users need no lookup; names are looked up in the image's
-        /etc/passwd once per image id (an image is immutable, so the answer is cached in the store folder)."""
-        name, _, group = user.partition(":")
-        if not user or (name.isdigit() and group.isdigit()):
-            return resolve_user(user, lambda _path: None)
-        from launcher import paths
-
-        cache = _UserCache(paths.home() / "image-users.json")
-        key = f"{image_id}|{user}"
-        cached = cache.get(key)
-        if cached is not None:
-            return cached
-        resolved = resolve_user(user, lambda p: self.read_file(container_id, p))
-        cache.put(key, resolved)
-        return resolved
-
-    def read_file(self, container_id: str, path: str) -> str | None:
-        """A file of the (created, not started) container's filesystem, following symlinks; None when missing."""
-        import docker.errors
-
-        for _ in range(8):  # a chain of symlinks, bounded
-            try:
-                stream, stat = self.api.get_archive(container_id, path)
-            except docker.errors.NotFound:
-                return None
-            data = b"".join(stream)
-            if stat.get("mode", 0) & _GO_MODE_SYMLINK and stat.get("linkTarget"):
-                path = stat["linkTarget"]  # the engine resolves it to an absolute path in the container
-                continue
-            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-                member = tar.next()
-                extracted = tar.extractfile(member) if member is not None else None
-                return extracted.read(1 << 20).decode("utf-8", "replace") if extracted else ""
-        return None
-
-    def _write_secrets(self, secret_dir: secretfs.SecretDir, plan: Plan, sealed: bool) -> None:
-        for index, (secret_file, value) in enumerate(plan.files):
-            secret_dir.write(_secret_file_name(index), value, secret_file.mode)
-        if sealed:
-            secret_dir.write("env", env_file_bytes(plan.secret_env), 0o400)
-            secret_dir.write("shim", shim_bytes(), 0o444)
 
     def _wait_removed(self, container_id: str):
         """Ask the engine, before the job starts, to answer once the job has ended and been removed: what
@@ -559,14 +413,24 @@ class DockerBackend:
         finally:
             response.close()
 
-    def _foreground(self, container_id: str, streams, options: RunOptions, masker, removed=None) -> int:
+    def _foreground(self, container_id: str, sock, options: RunOptions, masker, removed, delivered: bool) -> int:
         """Stream the job's output until it ends. The main thread only waits, so that Ctrl-C or SIGTERM can stop
         the job and the job's last words (what it prints while stopping) still reach the user."""
+        from docker.utils.socket import demux_adaptor, frames_iter
+
         failure: list[BaseException] = []
+        watch = _ShimWatch() if delivered else None
+
+        def frames():
+            for stream_id, data in frames_iter(sock, tty=False):
+                pair = demux_adaptor(stream_id, data)
+                if watch is not None:
+                    watch.see(pair)
+                yield pair
 
         def stream() -> None:
             try:
-                pump(streams, masker if options.mask else None)
+                pump(frames(), masker if options.mask else None)
             except BaseException as exc:
                 failure.append(exc)
 
@@ -579,29 +443,36 @@ class DockerBackend:
             interrupted = exc
             self._stop(container_id, options.stop_grace)
             pumper.join(timeout=10)
-        if failure and not isinstance(failure[0], BrokenPipeError):
+        if failure and not isinstance(failure[0], BrokenPipeError | OSError):
             raise failure[0]
-        if removed is not None:  # --rm: the engine removed the job, then answered the wait made before start
-            code = self._exit_code(removed)
-        else:
-            code = int(self.api.wait(container_id).get("StatusCode", 1))
+        with engine_errors("cannot learn how the job ended"):
+            if removed is not None:  # --rm: the engine removed the job, then answered the wait made before start
+                code = self._exit_code(removed)
+            else:
+                code = int(self.api.wait(container_id).get("StatusCode", 1))
         if interrupted is not None:
             code = ExitCode.INTERRUPTED if isinstance(interrupted, KeyboardInterrupt) else ExitCode.TERMINATED
             raise LaunchError("interrupted: the job was stopped", code)
+        if code == bundles.FAILED and watch is not None and watch.failed:
+            raise EngineError(
+                "the job's secrets did not arrive whole (see the shim's line above); its command was not run"
+            )
         return code
 
-    def _stop(self, container_id: str, grace: int) -> None:
+    def _stop(self, container_id: str, grace: int, say: bool = True) -> None:
         """Stop with a grace period; a second Ctrl-C or SIGTERM while waiting kills the job at once."""
-        sys.stderr.write(f"launch: stopping the job (up to {grace}s; interrupt again to kill it)\n")
-        sys.stderr.flush()
+        if say:
+            sys.stderr.write(f"launch: stopping the job (up to {grace}s; interrupt again to kill it)\n")
+            sys.stderr.flush()
         try:
             self.api.stop(container_id, timeout=grace)
         except (KeyboardInterrupt, Terminated):
             self.api.kill(container_id)
 
     def _stop_quietly(self, container_id: str, grace: int, remove: bool) -> None:
+        """Stop (saying so only while it runs) and maybe remove; errors ignored: a job on its way out."""
         try:
-            self._stop(container_id, grace)
+            self._stop(container_id, grace, say=self._running(container_id))
         except Exception:
             pass
         if remove:
@@ -616,7 +487,8 @@ class DockerBackend:
     # --- jobs ---------------------------------------------------------------------------------------------------
 
     def jobs(self, all: bool = True) -> list[jobmod.Job]:
-        containers = self.api.containers(all=all, filters={"label": jobmod.LABEL_JOB})
+        with engine_errors("cannot list the jobs"):
+            containers = self.api.containers(all=all, filters={"label": jobmod.LABEL_JOB})
         result = []
         for c in containers:
             labels = c.get("Labels") or {}
@@ -655,26 +527,34 @@ class DockerBackend:
         self, job: jobmod.Job, follow: bool = False, tail: int | None = None
     ) -> Iterator[tuple[bytes | None, bytes | None]]:
         params = {"stdout": 1, "stderr": 1, "follow": 1 if follow else 0, "tail": "all" if tail is None else tail}
-        url = self.api._url("/containers/{0}/logs", job.ref)
-        response = self.api._get(url, params=params, stream=True)
-        self.api._raise_for_status(response)
+        with engine_errors(f"cannot read the logs of job {job.id}"):
+            url = self.api._url("/containers/{0}/logs", job.ref)
+            response = self.api._get(url, params=params, stream=True)
+            self.api._raise_for_status(response)
         return demux_frames(response.raw)
 
     def stop(self, job: jobmod.Job, grace: int = STOP_GRACE) -> None:
-        self.api.stop(job.ref, timeout=grace)
+        with engine_errors(f"cannot stop job {job.id}"):
+            self.api.stop(job.ref, timeout=grace)
 
     def remove(self, job: jobmod.Job, force: bool = False) -> None:
         import docker.errors
 
         if job.running and not force:
             raise Conflict(f"job {job.id} is {job.status}; stop it first or pass --force")
-        try:
-            self.api.remove_container(job.ref, force=force)
-        except docker.errors.NotFound:
-            pass
+        with engine_errors(f"cannot remove job {job.id}"):
+            try:
+                self.api.remove_container(job.ref, force=force)
+            except docker.errors.NotFound:
+                pass  # gone already: what was asked for
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409 and "in progress" in api_error_text(exc):
+                    return  # the engine is removing it already (--rm)
+                raise
 
     def inspect(self, job: jobmod.Job) -> dict[str, Any]:
-        data = self.api.inspect_container(job.ref)
+        with engine_errors(f"cannot inspect job {job.id}"):
+            data = self.api.inspect_container(job.ref)
         state = data.get("State") or {}
         spec = json.loads(job.labels.get(jobmod.LABEL_SPEC, "{}") or "{}")
         return {
@@ -688,71 +568,125 @@ class DockerBackend:
         }
 
     def sweep(self) -> None:
-        """Housekeeping on every run: expired life-spans are stopped, secret folders of ended jobs removed."""
+        """Housekeeping on every run and ps: expired life-spans are stopped, and jobs a launcher left created
+        but never started (it was killed between create and start) are removed."""
         now = time.time()
-        live: set[str] = set()
         for job in self.jobs(all=True):
-            if job.running and job.deadline is not None and job.deadline <= now:
+            if job.running and job.status != "created" and job.deadline is not None and job.deadline <= now:
                 try:
                     self.api.stop(job.ref, timeout=STOP_GRACE)
                 except Exception:
                     pass
-                continue
-            if job.running:
-                live.add(job.id)
-        secretfs.sweep(live)
+        self._sweep_abandoned()
 
-
-def demux_frames(raw) -> Iterator[tuple[bytes | None, bytes | None]]:
-    """(stdout, stderr) pairs from the engine's multiplexed stream format (8-byte header: stream id, length).
-
-    docker-py can demultiplex a hijacked socket, but not a plain (chunked) HTTP body such as /logs, where reading
-    the socket directly would wait forever on a keep-alive connection.
-    """
-    import struct
-
-    def read_exactly(n: int) -> bytes:
-        """n bytes, or fewer only at the end: one read may stop short at a chunk boundary."""
-        parts, missing = [], n
-        while missing:
-            part = raw.read(missing)
-            if not part:
-                break
-            parts.append(part)
-            missing -= len(part)
-        return b"".join(parts)
-
-    while True:
-        header = read_exactly(8)
-        if len(header) < 8:
+    def _sweep_abandoned(self) -> None:
+        """Remove jobs in "created" whose launcher is gone: created on this machine by a process that no longer
+        lives, or older than ABANDONED_AFTER. They hold no secret (values only ever travel on stdin)."""
+        try:
+            created = self.api.containers(all=True, filters={"label": jobmod.LABEL_JOB, "status": "created"})
+        except Exception:
             return
-        stream_id, length = struct.unpack(">BxxxL", header)
-        data = read_exactly(length)
-        yield (None, data) if stream_id == 2 else (data, None)
+        for c in created:
+            labels = c.get("Labels") or {}
+            if _abandoned(labels.get(LABEL_LAUNCHER, ""), float(c.get("Created", 0))):
+                self.remove_quietly(c["Id"])
 
 
-class _UserCache:
-    """A small JSON map "image id|user" -> [uid, gid]; no secrets in it. Lost or corrupt: simply rebuilt."""
+_CONFIRMED: set[str] = set()  # containers whose detached start was confirmed in this process
+
+
+def _confirmed(container_id: str) -> bool:
+    return container_id in _CONFIRMED
+
+
+def _abandoned(launcher: str, created: float, now: float | None = None) -> bool:
+    """Whether a never-started job's launcher (label "BOOT_ID:PID") is gone."""
+    now = time.time() if now is None else now
+    boot, _, pid = launcher.partition(":")
+    if boot and boot == boot_id() and pid.isdigit():
+        return not _alive(int(pid))
+    return now - created > ABANDONED_AFTER
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _ShimWatch:
+    """Sees the first bytes of the job's stderr: whether the shim failed (its line comes before anything else)."""
+
+    def __init__(self) -> None:
+        self.head = b""
+        self.done = False
+        self.failed = False
+
+    def see(self, pair: tuple[bytes | None, bytes | None]) -> None:
+        if self.done:
+            return
+        out, err = pair
+        if out:
+            self.done = True  # the job printed: the shim had exec'd it
+            return
+        if err:
+            self.head += err
+            if len(self.head) >= len(bundles.MESSAGE_PREFIX) or not bundles.MESSAGE_PREFIX.startswith(self.head):
+                self.failed = self.head.startswith(bundles.MESSAGE_PREFIX)
+                self.done = True
+
+
+def _forward_stdin(raw) -> None:
+    """Copy the launcher's stdin to the job (after its secrets), then close the job's stdin."""
+    try:
+        while True:
+            data = os.read(0, 65536)
+            if not data:
+                break
+            raw.sendall(data)
+    except OSError:
+        pass
+    finally:
+        try:
+            raw.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+
+def _close(sock) -> None:
+    try:
+        sock.close()
+        raw = getattr(sock, "_sock", None)
+        if raw is not None:
+            raw.close()
+    except OSError:
+        pass
+
+
+class _ImageFacts:
+    """A small JSON map "image id|question" -> answer about an (immutable) image; no secrets in it. Lost or
+    corrupt: simply rebuilt."""
 
     def __init__(self, path: Path):
         self.path = path
 
-    def _load(self) -> dict[str, list[int]]:
+    def _load(self) -> dict[str, Any]:
         try:
             data = json.loads(self.path.read_text())
             return data if isinstance(data, dict) else {}
         except (OSError, ValueError):
             return {}
 
-    def get(self, key: str) -> tuple[int, int] | None:
-        value = self._load().get(key)
-        if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value):
-            return value[0], value[1]
-        return None
+    def get(self, key: str) -> Any:
+        return self._load().get(key)
 
-    def put(self, key: str, value: tuple[int, int]) -> None:
+    def put(self, key: str, value: Any) -> None:
         data = self._load()
-        data[key] = list(value)
+        data[key] = value
         if len(data) > 512:  # bounded: drop the oldest entries
             data = dict(list(data.items())[-256:])
         try:
@@ -763,29 +697,7 @@ class _UserCache:
                 json.dump(data, f)
             os.replace(tmp, self.path)
         except OSError:
-            pass  # a cache: failing to write it only costs the next run a lookup
-
-
-def pump(streams, masker) -> None:
-    """Copy (stdout, stderr) chunks to our stdout/stderr, masked, flushing as they come (interactive output)."""
-    outs = [sys.stdout.buffer, sys.stderr.buffer]
-    masks = [masker.stream(), masker.stream()] if masker is not None else [None, None]
-    sys.stderr.flush()
-    for pair in streams:
-        for index, chunk in enumerate(pair):
-            if not chunk:
-                continue
-            if masks[index] is not None:
-                chunk = masks[index].feed(chunk)
-            if chunk:
-                outs[index].write(chunk)
-                outs[index].flush()
-    for index, mask in enumerate(masks):
-        if mask is not None:
-            rest = mask.flush()
-            if rest:
-                outs[index].write(rest)
-                outs[index].flush()
+            pass  # a cache: failing to write it only costs the next run a look
 
 
 def _split_image(image: str) -> tuple[str, str | None]:
@@ -795,19 +707,3 @@ def _split_image(image: str) -> tuple[str, str | None]:
     if sep and "/" not in tag:
         return repo, tag
     return image, "latest"
-
-
-def shim_bytes() -> bytes:
-    return (Path(__file__).with_name("shim.sh")).read_bytes()
-
-
-def install_sigterm() -> Callable[[], None]:
-    """SIGTERM raises Terminated in the main thread (so the job is stopped and cleaned up); returns a restorer."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def handler(signum, frame):
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    return lambda: signal.signal(signal.SIGTERM, previous)

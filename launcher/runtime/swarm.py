@@ -44,40 +44,39 @@ from __future__ import annotations
 import calendar
 import hashlib
 import hmac
+import io
 import json
 import os
 import queue
 import socket
 import sys
+import tarfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from launcher import jobs as jobmod
 from launcher.errors import Conflict, EngineError, ExitCode, LaunchError, NotFound, UsageError
-from launcher.runtime.docker import (
-    ENV_PATH,
-    SHIM_PATH,
+from launcher.runtime.common import (
     STOP_GRACE,
-    DockerBackend,
     ImageConfig,
+    RunHooks,
     RunOptions,
     Terminated,
     api_error_text,
     connect,
     demux_frames,
-    env_file_bytes,
     install_sigterm,
     job_argv,
     plan_labels,
     pump,
-    resolve_user,
-    shim_bytes,
 )
+from launcher.runtime.docker import DockerBackend
 from launcher.spec import Resources, Restart
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -100,6 +99,99 @@ _NEVER_RAN = frozenset({"rejected", "orphaned"})
 
 
 # --- pure: what to create ----------------------------------------------------------------------------------------
+
+
+SHIM_DIR = "/.launch"
+SHIM_PATH = f"{SHIM_DIR}/shim"
+ENV_PATH = f"{SHIM_DIR}/env"
+_GO_MODE_SYMLINK = 1 << 27  # os.ModeSymlink in the engine's stat header
+
+
+def shell_quote(value: str) -> str:
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def env_file_bytes(pairs: tuple[tuple[str, str], ...]) -> bytes:
+    """The sealed env file the shim sources: `export NAME='value'` lines (names are validated identifiers)."""
+    return "".join(f"export {name}={shell_quote(value)}\n" for name, value in pairs).encode("utf-8")
+
+
+def parse_passwd(text: str, user: str) -> tuple[int, int] | None:
+    """(uid, gid) of `user` (a name or a uid) in passwd text."""
+    for line in text.splitlines():
+        fields = line.split(":")
+        if len(fields) >= 4 and user in (fields[0], fields[2]):
+            try:
+                return int(fields[2]), int(fields[3])
+            except ValueError:
+                return None
+    return None
+
+
+def parse_group(text: str, group: str) -> int | None:
+    for line in text.splitlines():
+        fields = line.split(":")
+        if len(fields) >= 3 and group in (fields[0], fields[2]):
+            try:
+                return int(fields[2])
+            except ValueError:
+                return None
+    return None
+
+
+def resolve_user(user: str, read_file: Callable[[str], str | None]) -> tuple[int, int]:
+    """uid:gid for a Docker `user` string, as the engine resolves it ('' is root; a missing gid is the primary group).
+
+    `read_file(path)` returns a file of the image (or None when it is missing); it is only called for names.
+    """
+    if not user:
+        return 0, 0
+    name, _, group = user.partition(":")
+    passwd: str | None = None
+    if name.isdigit():
+        uid = int(name)
+        passwd = read_file("/etc/passwd") or ""
+        entry = parse_passwd(passwd, name)
+        gid = entry[1] if entry else 0
+    else:
+        passwd = read_file("/etc/passwd") or ""
+        entry = parse_passwd(passwd, name)
+        if entry is None:
+            raise UsageError(f"user {name!r} is not in the image's /etc/passwd")
+        uid, gid = entry
+    if group:
+        if group.isdigit():
+            gid = int(group)
+        else:
+            found = parse_group(read_file("/etc/group") or "", group)
+            if found is None:
+                raise UsageError(f"group {group!r} is not in the image's /etc/group")
+            gid = found
+    return uid, gid
+
+
+def shim_bytes() -> bytes:
+    return (Path(__file__).with_name("shim.sh")).read_bytes()
+
+
+def read_file(api, container_id: str, path: str) -> str | None:
+    """A file of the (created, not started) container's filesystem, following symlinks; None when missing."""
+    import docker.errors
+
+    for _ in range(8):  # a chain of symlinks, bounded
+        try:
+            stream, stat = api.get_archive(container_id, path)
+        except docker.errors.NotFound:
+            return None
+        data = b"".join(stream)
+        if stat.get("mode", 0) & _GO_MODE_SYMLINK and stat.get("linkTarget"):
+            path = stat["linkTarget"]  # the engine resolves it to an absolute path in the container
+            continue
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            member = tar.next()
+            extracted = tar.extractfile(member) if member is not None else None
+            return extracted.read(1 << 20).decode("utf-8", "replace") if extracted else ""
+    return None
 
 
 @dataclass(frozen=True)
@@ -507,9 +599,10 @@ class SwarmBackend:
 
     # --- running ------------------------------------------------------------------------------------------------
 
-    def run(self, plan: Plan, options: RunOptions, masker=None, on_started: Callable[[str], None] | None = None) -> int:
-        """Run a plan. Detached: returns 0 once the service exists (the id went to `on_started`). Foreground: the
-        job's exit code."""
+    def run(self, plan: Plan, options: RunOptions, masker=None, hooks=None) -> int:
+        """Run a plan. Detached: returns 0 once the service exists. Foreground: the job's exit code. A service
+        starts as it is created, so `hooks.before_start` (the usage record) runs before anything is created."""
+        hooks = hooks or RunHooks()
         spec = plan.spec
         preflight(plan, options)
         job_id = jobmod.new_id()
@@ -520,18 +613,18 @@ class SwarmBackend:
         self.sweep()
         service_id: str | None = None
         refs: list[tuple[bool, str]] = []
+        hooks.before_start(job_id)
         restore = install_sigterm()
         try:
             service_id, refs = self._create_service(
                 plan, job_id, image=image, mounts=mounts, labels=labels, sealed=sealed, options=options
             )
-            if on_started:
-                on_started(job_id)
+            hooks.started(job_id)
             if options.detach:
                 if deadline is not None:
-                    from launcher.runtime import reaper
+                    from launcher.runtime import warden
 
-                    reaper.spawn(self.name, job_id, deadline)
+                    warden.spawn(self.name, job_id, service_id, deadline)
                 return 0
             return self._foreground(service_id, job_id, options, masker, deadline, spec.image if sealed else None)
         except (KeyboardInterrupt, Terminated) as exc:
@@ -572,7 +665,7 @@ class SwarmBackend:
         except docker.errors.APIError as exc:
             raise EngineError(f"cannot read the files of image {image!r}: {api_error_text(exc)}") from None
         try:
-            yield lambda path: self.local.read_file(probe, path)
+            yield lambda path: read_file(self.api, probe, path)
         finally:
             self.local.remove_quietly(probe)
 

@@ -5,6 +5,8 @@
 #   launch-test/busybox     busybox with /bin/sh, a non-root user `app` (1000:1000); the examples' image too
 #   launch-test/entrypoint  ENTRYPOINT + CMD + WORKDIR + USER, to check that the sealed-env shim runs them unchanged
 #   launch-test/noshell     no /bin/sh at all (busybox renamed), to check the clear error for shell-less images
+#   launch-test/cutstdin    a /bin/sh that cuts its stdin short, and
+#   launch-test/flipstdin   one that changes a byte of it: the shim must refuse a bundle that is not whole
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 busybox="${BUSYBOX:-/bin/busybox}"
@@ -21,7 +23,7 @@ ctx="$(mktemp -d)"
 trap 'rm -rf "$ctx"' EXIT
 cp "$busybox" "$ctx/busybox"
 cp "$here"/*.Dockerfile "$here"/passwd "$here"/group "$ctx/"
-for name in busybox entrypoint noshell; do
+for name in busybox entrypoint noshell cutstdin flipstdin; do
     if ! out="$(docker build -q -f "$ctx/$name.Dockerfile" -t "launch-test/$name:latest" "$ctx" 2>&1)"; then
         echo "$out" >&2
         exit 1

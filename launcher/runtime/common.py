@@ -1,0 +1,258 @@
+"""What every backend shares: run options, the image's config, job labels, the job's argv, output pumping, the
+engine connection (the Docker SDK, loaded lean), SIGTERM as an exception, and engine errors as our own.
+
+Only modules under launcher/runtime/ import `docker`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from launcher import jobs as jobmod
+from launcher.errors import EngineError, LaunchError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from launcher.plan import Plan
+
+STOP_GRACE = 10  # seconds between SIGTERM and SIGKILL, as `docker stop`
+LABEL_LAUNCHER = "launch.launcher"  # "BOOT_ID:PID" of the launcher that created the job (to find abandoned ones)
+
+
+def boot_id() -> str:
+    """This machine's boot id (Linux), so a pid in a label is only compared on the boot that made it."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+class Terminated(BaseException):
+    """Raised in the main thread when the launcher receives SIGTERM."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    detach: bool = False
+    remove: bool = False
+    life_span: int | None = None  # seconds
+    plain_env: bool = False  # opt-in: env secrets through Docker's own env (visible in `docker inspect`)
+    mask: bool = True
+    stop_grace: int = STOP_GRACE
+    interactive: bool = False  # foreground: the launcher's stdin goes on to the job after its secrets
+
+
+@dataclass
+class RunHooks:
+    """What the use case does around the start: `before_start(job_id)` once the container exists (a failure
+    removes it: nothing ran); `started(job_id)` once the job's command runs."""
+
+    before_start: Callable[[str], None] = field(default=lambda _job: None)
+    started: Callable[[str], None] = field(default=lambda _job: None)
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    entrypoint: tuple[str, ...]
+    cmd: tuple[str, ...]
+    user: str
+    workdir: str
+    id: str = ""
+
+    @classmethod
+    def from_inspect(cls, data: Mapping[str, Any]) -> ImageConfig:
+        config = data.get("Config") or {}
+        return cls(
+            tuple(config.get("Entrypoint") or ()),
+            tuple(config.get("Cmd") or ()),
+            config.get("User") or "",
+            config.get("WorkingDir") or "",
+            data.get("Id") or "",
+        )
+
+
+def plan_labels(plan: Plan, job_id: str, options: RunOptions, backend: str) -> tuple[dict[str, str], float | None]:
+    """The labels that record a job in the engine (names, versions, the redacted plan), and its deadline."""
+    from launcher.plan import redacted
+
+    deadline = time.time() + options.life_span if options.life_span else None
+    labels = jobmod.job_labels(
+        job_id,
+        plan.spec.name,
+        dict(plan.versions),
+        redacted(plan),
+        deadline=deadline,
+        remove=options.remove,
+        backend=backend,
+        user_labels=plan.spec.labels,
+    )
+    labels[LABEL_LAUNCHER] = f"{boot_id()}:{os.getpid()}"
+    return labels, deadline
+
+
+def job_argv(plan: Plan, image: ImageConfig) -> list[str]:
+    """The argv Docker would run: entrypoint + command, with Docker's rule that a new entrypoint drops the CMD."""
+    spec = plan.spec
+    entrypoint = list(spec.entrypoint) if spec.entrypoint is not None else list(image.entrypoint)
+    if spec.command is not None:
+        command = list(spec.command)
+    else:
+        command = [] if spec.entrypoint is not None else list(image.cmd)
+    return entrypoint + command
+
+
+# Character-set detectors `requests` looks for at import and uses only to guess the encoding of a text body that
+# declares none (`Response.apparent_encoding`); without one it assumes UTF-8.
+_DETECTORS = ("charset_normalizer", "chardet")
+
+
+def import_docker():
+    """`import docker`, without the character-set detector `requests` would load with it.
+
+    The engine's API is JSON, which needs no guessing, and charset_normalizer (a compiled module) costs 35-50 ms of
+    every command that reaches the engine, about a twentieth of `launch run`. A `None` in sys.modules makes an
+    import fail (Python's documented way to hide a module), so requests takes its no-detector path; the entries
+    are removed again at once, so anything imported later can still load them. Only when this process has not
+    loaded requests or a detector already; if a requests release ever needs one, the import is retried without
+    hiding anything."""
+    hide = not any(name in sys.modules for name in ("requests", *_DETECTORS))
+    if hide:
+        import warnings
+
+        sys.modules.update(dict.fromkeys(_DETECTORS))
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Unable to find acceptable character detection")
+                import docker
+
+            return docker
+        except ImportError:  # a requests that insists: forget the half-done import and do it plainly
+            for name in [m for m in sys.modules if m.split(".")[0] in ("docker", "requests")]:
+                del sys.modules[name]
+        finally:
+            for name in _DETECTORS:
+                if sys.modules.get(name, 0) is None:
+                    del sys.modules[name]
+    import docker
+
+    return docker
+
+
+def connect():
+    """A docker client, or one clear EngineError saying what to do."""
+    try:
+        docker = import_docker()
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise EngineError("the `docker` Python package is missing: pip install docker") from exc
+    try:
+        client = docker.from_env(timeout=120)  # asks the engine for its API version: fails when it is not there
+    except Exception as exc:  # docker raises several types here; all mean "no engine"
+        where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        raise EngineError(
+            f"cannot reach the Docker engine at {where} ({type(exc).__name__}); start it "
+            "(`sudo systemctl start docker`, or `sudo dockerd &`) or point DOCKER_HOST at a running engine"
+        ) from None
+    return client
+
+
+def is_swarm_manager(client) -> bool:
+    try:
+        return bool((client.info().get("Swarm") or {}).get("ControlAvailable"))
+    except Exception:
+        return False
+
+
+def demux_frames(raw) -> Iterator[tuple[bytes | None, bytes | None]]:
+    """(stdout, stderr) pairs from the engine's multiplexed stream format (8-byte header: stream id, length).
+
+    docker-py can demultiplex a hijacked socket, but not a plain (chunked) HTTP body such as /logs, where reading
+    the socket directly would wait forever on a keep-alive connection.
+    """
+    import struct
+
+    def read_exactly(n: int) -> bytes:
+        """n bytes, or fewer only at the end: one read may stop short at a chunk boundary."""
+        parts, missing = [], n
+        while missing:
+            part = raw.read(missing)
+            if not part:
+                break
+            parts.append(part)
+            missing -= len(part)
+        return b"".join(parts)
+
+    while True:
+        header = read_exactly(8)
+        if len(header) < 8:
+            return
+        stream_id, length = struct.unpack(">BxxxL", header)
+        data = read_exactly(length)
+        yield (None, data) if stream_id == 2 else (data, None)
+
+
+def pump(streams, masker) -> None:
+    """Copy (stdout, stderr) chunks to our stdout/stderr, masked, flushing as they come (interactive output)."""
+    outs = [sys.stdout.buffer, sys.stderr.buffer]
+    masks = [masker.stream(), masker.stream()] if masker is not None else [None, None]
+    sys.stderr.flush()
+    for pair in streams:
+        for index, chunk in enumerate(pair):
+            if not chunk:
+                continue
+            if masks[index] is not None:
+                chunk = masks[index].feed(chunk)
+            if chunk:
+                outs[index].write(chunk)
+                outs[index].flush()
+    for index, mask in enumerate(masks):
+        if mask is not None:
+            rest = mask.flush()
+            if rest:
+                outs[index].write(rest)
+                outs[index].flush()
+
+
+def install_sigterm() -> Callable[[], None]:
+    """SIGTERM raises Terminated in the main thread (so the job is stopped and cleaned up); returns a restorer."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+def api_error_text(exc: Exception) -> str:
+    explanation = getattr(exc, "explanation", None)
+    return " ".join(str(explanation or exc).split())
+
+
+@contextmanager
+def engine_errors(what: str):
+    """Translate what the engine (or the connection to it) raises into one EngineError line, exit 7: the one
+    place engine exceptions become ours. LaunchErrors and interrupts pass through unchanged."""
+    try:
+        yield
+    except (LaunchError, KeyboardInterrupt, Terminated):
+        raise
+    except Exception as exc:
+        import docker.errors
+        import requests.exceptions
+
+        if isinstance(exc, docker.errors.NotFound):
+            raise EngineError(f"{what}: it no longer exists on the engine (removed meanwhile?)") from None
+        if isinstance(exc, docker.errors.APIError):
+            raise EngineError(f"{what}: the engine refused: {api_error_text(exc)}") from None
+        if isinstance(exc, requests.exceptions.RequestException | ConnectionError | OSError):
+            raise EngineError(f"{what}: lost the connection to the engine ({type(exc).__name__})") from None
+        raise
