@@ -134,3 +134,8 @@ def wait_for(predicate, timeout: float = 30, what: str = "condition"):
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def container_ids(api) -> set[str]:
+    """The ids of every launch container on the engine (compare sets: other tests' jobs may come and go)."""
+    return {c["Id"] for c in job_containers(api)}

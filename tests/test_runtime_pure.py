@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 import pytest
 
 from launcher import jobs as jobmod
 from launcher.errors import NotFound, UsageError
+from launcher.runtime import bundle
 from launcher.runtime import docker as rt
-from launcher.runtime import secretfs
+from launcher.runtime.common import boot_id
+from launcher.runtime.swarm import resolve_user
 from launcher.spec import BindMount, EnvVar, Port, Resources, Restart, SecretFile, SecretRef, Spec
 
 
@@ -38,7 +41,7 @@ def test_job_argv_follows_docker_rules():
     ]
 
 
-def test_container_args_sealed_env_keeps_values_out_of_the_config():
+def test_container_args_keep_values_out_of_the_config():
     canary = "canary-3b1f'\"$x\nline2"
     spec = Spec(
         image="img",
@@ -51,52 +54,42 @@ def test_container_args_sealed_env_keeps_values_out_of_the_config():
         network="none",
         user="1000:1000",
         workdir="/w",
+        read_only=True,
     )
     plan = FakePlan(spec, env=(("PLAIN", "v"),), secret_env=(("TOKEN", canary),), files=((spec.secret_files[0], b"c"),))
-    args = rt.container_args(
-        plan, "abc", image=IMAGE, secret_dir="/dev/shm/x", labels={"l": "1"}, sealed=True, options=rt.RunOptions()
-    )
+    args = rt.container_args(plan, "abc", image=IMAGE, labels={"l": "1"}, options=rt.RunOptions())
     assert canary not in repr(args)
-    create, host = args["create"], args["host_config"]
-    assert create["environment"] == ["PLAIN=v"]
-    assert create["entrypoint"] == ["/bin/sh", rt.SHIM_PATH]
-    assert create["command"] == ["/bin/entry", "serve", "--port", "80"]
-    assert create["name"] == "launch-abc"
-    assert create["user"] == "1000:1000" and create["working_dir"] == "/w"
-    assert host["binds"] == [
-        "/dev/shm/x/f0:/run/secrets/cert:ro",
-        "/data:/data:ro",
-        f"/dev/shm/x/shim:{rt.SHIM_PATH}:ro",
-        f"/dev/shm/x/env:{rt.ENV_PATH}:ro",
-    ]
-    assert host["port_bindings"] == {"8888/tcp": ("127.0.0.1", 8888)}
-    assert host["restart_policy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
-    assert host["nano_cpus"] == 1_500_000_000 and host["mem_limit"] == 1 << 30
-    assert host["device_requests"][0]["Count"] == -1
-    assert host["network_mode"] == "none"
+    config, host = args["config"], args["config"]["HostConfig"]
+    assert config["Env"] == ["PLAIN=v"]
+    assert config["Entrypoint"] == bundle.shim_entrypoint(["/bin/entry", "serve", "--port", "80"])
+    assert config["Cmd"] == []
+    assert args["name"] == "launch-abc"
+    assert config["User"] == "1000:1000" and config["WorkingDir"] == "/w"
+    assert host["Binds"] == ["/data:/data:ro"]
+    assert set(host["Tmpfs"]) == {"/.launch", "/run/secrets"}
+    assert host["PortBindings"] == {"8888/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8888"}]}
+    assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+    assert host["NanoCpus"] == 1_500_000_000 and host["Memory"] == 1 << 30
+    assert host["DeviceRequests"][0]["Count"] == -1
+    assert host["NetworkMode"] == "none" and host["ReadonlyRootfs"] is True
 
 
 def test_container_args_plain_env_is_explicit():
     spec = Spec(image="img", env=(EnvVar("TOKEN", (SecretRef("tok"),)),), command=("env",))
     plan = FakePlan(spec, secret_env=(("TOKEN", "v1"),))
-    args = rt.container_args(
-        plan, "abc", image=IMAGE, secret_dir=None, labels={}, sealed=False, options=rt.RunOptions()
-    )
-    assert args["create"]["environment"] == ["TOKEN=v1"]
-    assert args["create"]["entrypoint"] is None and args["create"]["command"] == ["env"]
+    args = rt.container_args(plan, "abc", image=IMAGE, labels={}, options=rt.RunOptions(plain_env=True))
+    assert args["config"]["Env"] == ["TOKEN=v1"]
+    assert "Entrypoint" not in args["config"] and args["config"]["Cmd"] == ["env"]
 
 
-@pytest.mark.parametrize(
-    "value",
-    ["plain", "it's", 'double "quoted"', "$HOME `id` $(id) \\n", "multi\nline\n", "unicode: é ✓", " lead", ""],
-)
-def test_env_file_round_trips_through_a_real_shell(value, tmp_path):
-    env_file = tmp_path / "env"
-    env_file.write_bytes(rt.env_file_bytes((("V", value), ("W", "x"))))
-    out = subprocess.run(
-        ["/bin/busybox", "sh", "-c", f'. {env_file}; printf %s "$V"'], capture_output=True, check=True
-    ).stdout
-    assert out.decode() == value
+def test_abandoned_jobs_are_those_whose_launcher_is_gone():
+    me = f"{boot_id()}:{os.getpid()}"
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert not rt._abandoned(me, created=0)
+    assert rt._abandoned(f"{boot_id()}:{gone.pid}", created=time.time())
+    assert rt._abandoned("another-boot:1", created=time.time() - rt.ABANDONED_AFTER - 1)
+    assert not rt._abandoned("another-boot:1", created=time.time())
 
 
 PASSWD = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:app:/home/app:/bin/sh\n"
@@ -120,14 +113,14 @@ def _files(path):
     ],
 )
 def test_resolve_user_like_the_engine(user, expected):
-    assert rt.resolve_user(user, _files) == expected
+    assert resolve_user(user, _files) == expected
 
 
 def test_resolve_user_unknown_names_are_clear_errors():
     with pytest.raises(UsageError, match="'ghost' is not in the image's /etc/passwd"):
-        rt.resolve_user("ghost", _files)
+        resolve_user("ghost", _files)
     with pytest.raises(UsageError, match="group 'nope'"):
-        rt.resolve_user("app:nope", _files)
+        resolve_user("app:nope", _files)
 
 
 @pytest.mark.parametrize(
@@ -164,69 +157,3 @@ def test_labels_hold_names_and_versions_only():
     assert labels[jobmod.LABEL_JOB] == "j1" and labels[jobmod.LABEL_NAME] == "web"
     assert jobmod.secrets_from_labels(labels) == {"tok": 2}
     assert labels[jobmod.LABEL_DEADLINE] == "100" and labels[jobmod.LABEL_RM] == "1"
-
-
-def test_secret_dir_files_are_private_and_exclusive(monkeypatch, tmp_path):
-    d = secretfs.SecretDir.create("job1")
-    try:
-        assert secretfs.is_tmpfs(d.path)
-        assert os.stat(d.path).st_mode & 0o777 == 0o700
-        path = d.write("f0", b"value", 0o400, os.getuid(), os.getgid())
-        st = os.stat(path)
-        assert st.st_mode & 0o777 == 0o400
-        with pytest.raises(FileExistsError):
-            d.write("f0", b"again")
-        os.symlink("/etc/passwd", os.path.join(d.path, "link"))
-        with pytest.raises(FileExistsError):  # O_EXCL|O_NOFOLLOW never writes through a planted link
-            d.write("link", b"x")
-        with pytest.raises(ValueError):
-            d.write("../escape", b"x")
-    finally:
-        d.remove()
-    assert not os.path.exists(d.path)
-
-
-def test_sweep_spares_live_and_locked_folders():
-    live = secretfs.SecretDir.create("live1")
-    busy = secretfs.SecretDir.create("busy1")  # born locked: its launcher is still setting it up
-    dead = secretfs.SecretDir.create("dead1")
-    live.release()
-    dead.release()  # its launcher is gone
-    try:
-        assert not secretfs.unlocked(busy.path) and secretfs.unlocked(dead.path)
-        removed = secretfs.sweep({"live1"})
-        assert dead.path in removed
-        assert os.path.exists(live.path) and os.path.exists(busy.path) and not os.path.exists(dead.path)
-    finally:
-        live.remove()
-        busy.remove()
-        dead.remove()
-
-
-def test_a_folder_is_locked_before_sweep_can_see_it(monkeypatch):
-    """SecretDir.create makes the folder under a name sweep ignores, locks it, then renames it into place."""
-    seen = []
-    real_rename = os.rename
-
-    def spy(src, dst):
-        seen.append((os.path.basename(src), secretfs.leftovers()))
-        assert not secretfs.unlocked(src)
-        real_rename(src, dst)
-
-    monkeypatch.setattr(secretfs.os, "rename", spy)
-    d = secretfs.SecretDir.create("job2")
-    try:
-        ((name, visible),) = seen
-        assert name.startswith(secretfs.NEW_PREFIX)
-        assert all(job != "job2" for job, _ in visible)  # not a leftover while unborn
-        assert d.path not in secretfs.sweep(set())  # locked by its launcher (this process)
-        assert os.path.exists(d.path)
-    finally:
-        d.remove()
-
-
-def test_base_dir_refuses_a_non_tmpfs(monkeypatch, tmp_path):
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))  # tmp_path is on disk here
-    if secretfs.is_tmpfs(str(tmp_path)):
-        pytest.skip("tmp_path is itself on a tmpfs")
-    assert secretfs.base_dir() == "/dev/shm"

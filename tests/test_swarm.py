@@ -25,7 +25,8 @@ from launcher import jobs as jobmod
 from launcher.errors import Conflict, EngineError, ExitCode, UsageError
 from launcher.plan import resolve
 from launcher.runtime import swarm as sw
-from launcher.runtime.docker import ENV_PATH, SHIM_PATH, ImageConfig, RunOptions
+from launcher.runtime.common import ImageConfig, RunOptions
+from launcher.runtime.swarm import ENV_PATH, SHIM_PATH
 from launcher.spec import BindMount, EnvVar, Port, Resources, Restart, SecretFile, SecretRef, Spec
 
 CANARY = "canary-swarm-5d1e-" + "y" * 10
