@@ -24,11 +24,14 @@ from typer.core import TyperGroup
 
 class LaunchGroup(TyperGroup):
     """The top-level group; its subcommands and sub-groups exist by the time it is made, so it installs the
-    plain coercion on all of them."""
+    plain coercion on all of them, and the help's metavars (launcher/cli/metavars.py)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         install(self)
+        from launcher.cli import metavars
+
+        metavars.label(_params(self, ["--help"]))
 
 
 def install(command: Any) -> int:

@@ -149,7 +149,7 @@ def _masker_for(job):
 
 
 def stop(
-    jobs: list[str] = typer.Argument(..., help="Job ids, prefixes or names."),
+    jobs: list[str] = typer.Argument(..., help="Job ids, prefixes or names.", metavar="JOB"),
     time_: int = typer.Option(10, "--time", "-t", help="Seconds to wait before killing."),
 ) -> None:
     """Stop running jobs (SIGTERM, then SIGKILL after the grace period)."""
@@ -157,7 +157,7 @@ def stop(
 
 
 def rm(
-    jobs: list[str] = typer.Argument(..., help="Job ids, prefixes or names."),
+    jobs: list[str] = typer.Argument(..., help="Job ids, prefixes or names.", metavar="JOB"),
     force: bool = typer.Option(False, "--force", "-f", help="Stop and remove running jobs too."),
 ) -> None:
     """Remove ended jobs (running ones with --force)."""

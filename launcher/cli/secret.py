@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the store (sqlite3, json) loads only when a command runs, n
 app = typer.Typer(
     help="Manage the encrypted secret store. No command ever prints a secret's value; there is no `get`.",
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help printed as written: see launcher/cli/main.py
     no_args_is_help=True,
 )
 
@@ -111,7 +112,7 @@ def show(name: NameArg, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def rm(
-    names: Annotated[list[str], typer.Argument(help="The secrets to delete.", show_default=False)],
+    names: Annotated[list[str], typer.Argument(help="The secrets to delete.", show_default=False, metavar="NAME")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask to type each name to confirm.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Delete even secrets that running jobs use.")] = False,
 ) -> None:

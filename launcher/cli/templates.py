@@ -18,6 +18,7 @@ def register(app: typer.Typer) -> None:
         help="The built-in pod templates: list them, or print one to start your own.",
         no_args_is_help=True,
         pretty_exceptions_enable=False,
+        rich_markup_mode=None,  # help printed as written: see launcher/cli/main.py
     )
     group.command("ls")(list_templates)
     group.command("show")(show_template)
