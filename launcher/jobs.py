@@ -22,7 +22,6 @@ LABEL_DEADLINE = "launch.deadline"  # epoch seconds after which the job is stopp
 LABEL_RM = "launch.rm"  # "1": remove the job once it has ended
 LABEL_BACKEND = "launch.backend"
 
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 _DURATION = re.compile(r"(\d+)([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -33,8 +32,12 @@ def new_id() -> str:
 
 
 def check_name(name: str) -> str:
-    if not _NAME.match(name):
-        raise UsageError(f"invalid job name {name!r}: use letters, digits, '_', '.', '-' (at most 63)")
+    """`name` if it can name a job (launcher.names, the one rule), else UsageError."""
+    from launcher.names import job_name_problem
+
+    problem = job_name_problem(name)
+    if problem:
+        raise UsageError(f"--name: {problem}")
     return name
 
 

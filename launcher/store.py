@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from launcher import paths, redact
+from launcher import names, paths, redact
 from launcher.errors import Conflict, NotFound, StoreError, UsageError
 
 MAX_VALUE_BYTES = 1024 * 1024
@@ -63,7 +63,6 @@ _PENDING_KEY_FILE = "key.new"
 _LOCK_FILE = "lock"
 _USAGE_FILE = "usage.log"
 _TEMP_KEY = re.compile(r"\.key-[0-9a-f]+\.tmp")
-_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,252}")
 _SCHEMA_VERSION = 1
 _METADATA = "name, description, created, updated, version, size"  # SecretInfo's fields, in order
 _BUSY_TIMEOUT_S = 30.0
@@ -146,10 +145,8 @@ class _Header(NamedTuple):
 
 
 def name_problem(name: str) -> str | None:
-    """Why `name` cannot be a secret name, or None. Names are not secret: messages quote them."""
-    if _NAME.fullmatch(name):
-        return None
-    return "invalid name: use 1 to 253 letters, digits, '_', '.' or '-', not starting with '.'"
+    """Why `name` cannot be a secret name, or None (launcher.names, the one rule)."""
+    return names.secret_name_problem(name)
 
 
 def value_problem(value: bytes) -> str | None:
@@ -165,7 +162,7 @@ def validate_name(name: str) -> None:
     """UsageError unless `name` can be a secret's name."""
     problem = name_problem(name)
     if problem:
-        raise UsageError(f"secret {_shown(name)}: {problem}")
+        raise UsageError(problem)
 
 
 def _validate_value(name: str, value: bytes) -> None:
@@ -174,9 +171,7 @@ def _validate_value(name: str, value: bytes) -> None:
         raise UsageError(f"secret {_shown(name)}: {problem}")
 
 
-def _shown(name: str) -> str:
-    """A name as quoted in messages, cut short so a pasted blob cannot flood the terminal."""
-    return repr(name) if len(name) <= 80 else repr(name[:80]) + "..."
+_shown = names.shown
 
 
 def _missing(names: Sequence[str]) -> NotFound:
