@@ -84,6 +84,16 @@ _SCHEMA = (
     sealed BLOB NOT NULL          -- last, so metadata queries never read the value's pages
     )""",
 )
+# Versions replaced by `edit`, kept sealed (same key, same associated data) while a job that holds one exists, so
+# that `launch logs` can still mask them; pruned by `prune_versions`. Made by the first edit: a store of an older
+# launch, which never reads this table, stays usable by it.
+_OLD_VERSIONS = """CREATE TABLE IF NOT EXISTS old_versions (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    sealed BLOB NOT NULL,
+    PRIMARY KEY (name, version)
+    )"""
 
 
 class UsageRecord(NamedTuple):
@@ -229,6 +239,20 @@ class Store:
         with self._reading() as db:
             _check_present(db, names)
 
+    def tag(self, create: bool = False) -> str | None:
+        """This store's id as a job label (`launch.store`): a hash of its random id, which reveals nothing about
+        the store, its user or its secrets. None when there is no store yet, unless `create` (then one is made,
+        in key-file mode, as the first `secret add` would)."""
+        header = self._read_header()
+        if header is None and create:
+            self._data_key()
+            header = self._read_header()
+        if header is None:
+            return None
+        import hashlib
+
+        return hashlib.sha256(b"launch.store\0" + header.store_id).hexdigest()[:20]
+
     # -- changes: each one transaction ----------------------------------------------------------------------
 
     def add(self, name: str, value: bytes, description: str = "") -> SecretInfo:
@@ -255,6 +279,9 @@ class Store:
             _, old_description, created, _, version, size = _metadata(db, name)
             now = time.time()
             if value is not None:
+                db.execute(_OLD_VERSIONS)
+                keep = "INSERT OR REPLACE INTO old_versions SELECT name, version, size, sealed FROM secrets"
+                db.execute(keep + " WHERE name = ?", (name,))
                 version, size = version + 1, len(value)
                 db.execute(
                     "UPDATE secrets SET version = ?, size = ?, sealed = ?, updated = ? WHERE name = ?",
@@ -270,6 +297,8 @@ class Store:
         with self._writing() as db:
             _check_present(db, names)
             db.executemany("DELETE FROM secrets WHERE name = ?", [(n,) for n in names])
+            if _has_old_versions(db):
+                db.executemany("DELETE FROM old_versions WHERE name = ?", [(n,) for n in names])
 
     def import_entries(self, entries: Sequence[tuple[str, bytes]], description: str = "") -> ImportResult:
         """Add every entry that can be added, in one transaction; skip the others, each with the reason."""
@@ -314,6 +343,45 @@ class Store:
             redact.remember(value)
             revealed[name] = Revealed(value, version)
         return revealed
+
+    def reveal_versions(self, wanted: Mapping[str, int]) -> tuple[list[bytes], list[str]]:
+        """The values of these secret versions (current or kept by `edit`), and, as 'name v3', those the store no
+        longer has (removed, or pruned). Every value is handed to `launcher.redact`, as `reveal` does."""
+        names = _distinct_valid(wanted)
+        with self._reading() as db:
+            current = _sealed_rows(db, names)
+            old = {}
+            if db is not None and _has_old_versions(db):
+                query = "SELECT version, size, sealed FROM old_versions WHERE name = ? AND version = ?"
+                for name in names:
+                    row = db.execute(query, (name, wanted[name])).fetchone()
+                    if row is not None:
+                        old[name] = row
+        found = {n: current[n] for n in names if n in current and current[n][0] == wanted[n]}
+        found.update({n: row for n, row in old.items() if n not in found})
+        missing = [f"{n} v{wanted[n]}" for n in names if n not in found]
+        if not found:
+            return [], missing
+        keys = self._data_key()
+        values = []
+        for name, (version, size, sealed) in sorted(found.items()):
+            value = _unseal(keys, name, version, sealed)
+            if len(value) != size:
+                raise _auth_failed(name)
+            redact.remember(value)
+            values.append(value)
+        return values, missing
+
+    def prune_versions(self, held: Iterable[tuple[str, int]]) -> int:
+        """Delete the kept old versions that no (name, version) in `held` names; returns how many went."""
+        keep = set(held)
+        with self._writing() as db:
+            if db is None or not _has_old_versions(db):
+                return 0
+            rows = db.execute("SELECT name, version FROM old_versions").fetchall()
+            gone = [(n, v) for n, v in rows if (n, v) not in keep]
+            db.executemany("DELETE FROM old_versions WHERE name = ? AND version = ?", gone)
+        return len(gone)
 
     # -- usage record ----------------------------------------------------------------------------------------
 
@@ -650,6 +718,11 @@ class _Lock:
 
 
 # -- rows ------------------------------------------------------------------------------------------------------
+
+
+def _has_old_versions(db: sqlite3.Connection) -> bool:
+    query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'old_versions'"
+    return db.execute(query).fetchone() is not None
 
 
 def _exists(db: sqlite3.Connection | None, name: str) -> bool:

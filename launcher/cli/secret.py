@@ -75,6 +75,10 @@ def edit(
     new_value = _read_value(name, value) if value is not None or description is None else None
     info = store.edit(name, new_value, description)
     _note(f"updated secret '{info.name}' (version {info.version})")
+    if new_value is not None:  # the old version is kept while a job holds it (`launch logs` masks it): prune
+        from launcher.cli.jobs import prune_versions
+
+        prune_versions()
 
 
 @app.command("ls")
