@@ -14,7 +14,7 @@ import time
 
 import typer
 
-from launcher.cli import write_json
+from launcher.cli import complete, write_json
 from launcher.errors import LaunchError
 
 
@@ -141,7 +141,7 @@ def ps(
 
 
 def logs(
-    job: str = typer.Argument(..., help="Job id, id prefix or name."),
+    job: str = typer.Argument(..., help="Job id, id prefix or name.", autocompletion=complete.job),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep streaming new output."),
     tail: int = typer.Option(None, "--tail", help="Only the last N lines."),
     no_mask: bool = typer.Option(False, "--no-mask", help="Do not mask secret values."),
@@ -199,7 +199,9 @@ def prune_versions(registry=None) -> None:
 
 
 def stop(
-    jobs: list[str] = typer.Argument(..., help="Job ids, prefixes or names.", metavar="JOB"),
+    jobs: list[str] = typer.Argument(
+        ..., help="Job ids, prefixes or names.", metavar="JOB", autocompletion=complete.job
+    ),
     time_: int = typer.Option(10, "--time", "-t", help="Seconds to wait before killing."),
 ) -> None:
     """Stop running jobs (SIGTERM, then SIGKILL after the grace period)."""
@@ -207,7 +209,9 @@ def stop(
 
 
 def rm(
-    jobs: list[str] = typer.Argument(..., help="Job ids, prefixes or names.", metavar="JOB"),
+    jobs: list[str] = typer.Argument(
+        ..., help="Job ids, prefixes or names.", metavar="JOB", autocompletion=complete.job
+    ),
     force: bool = typer.Option(False, "--force", "-f", help="Stop and remove running jobs too."),
 ) -> None:
     """Remove ended jobs (running ones with --force)."""
@@ -226,7 +230,7 @@ def _on_each(refs: list[str], act, done: str) -> None:
 
 
 def inspect(
-    job: str = typer.Argument(..., help="Job id, id prefix or name."),
+    job: str = typer.Argument(..., help="Job id, id prefix or name.", autocompletion=complete.job),
     as_json: bool = typer.Option(False, "--json", help="JSON on stdout."),
 ) -> None:
     """The job as it was run: template, image, command, mounts, secret names and versions; never a value."""

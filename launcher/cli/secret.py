@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from launcher.cli import write_json
+from launcher.cli import complete, write_json
 from launcher.errors import Conflict, NotFound, UsageError
 
 if TYPE_CHECKING:  # the store (sqlite3, json) loads only when a command runs, not for --help
@@ -33,7 +33,14 @@ _VALUE_HELP = (
     " too). On a terminal, - and nothing ask for the value without echo. A value typed here instead is visible in"
     " shell history and the process list."
 )
-NameArg = Annotated[str, typer.Argument(help="The secret's name: letters, digits, '_', '.', '-'.", show_default=False)]
+NameArg = Annotated[
+    str,
+    typer.Argument(
+        help="The secret's name: letters, digits, '_', '.', '-'.",
+        show_default=False,
+        autocompletion=complete.secret_name,
+    ),
+]
 ValueArg = Annotated[str | None, typer.Argument(help=_VALUE_HELP, show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
@@ -116,7 +123,12 @@ def show(name: NameArg, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def rm(
-    names: Annotated[list[str], typer.Argument(help="The secrets to delete.", show_default=False, metavar="NAME")],
+    names: Annotated[
+        list[str],
+        typer.Argument(
+            help="The secrets to delete.", show_default=False, metavar="NAME", autocompletion=complete.secret_name
+        ),
+    ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask to type each name to confirm.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Delete even secrets that running jobs use.")] = False,
 ) -> None:

@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from launcher.cli import write_json
+from launcher.cli import complete, write_json
 from launcher.errors import NotFound
 
 
@@ -42,7 +42,9 @@ def list_templates(
     sys.stdout.write("\n".join(lines) + "\n")
 
 
-def show_template(name: str = typer.Argument(..., help="A name from `launch templates ls`.")) -> None:
+def show_template(
+    name: str = typer.Argument(..., help="A name from `launch templates ls`.", autocompletion=complete.template),
+) -> None:
     """Print a built-in template's YAML (save it to a file to make your own)."""
     from launcher.template import builtin_names, builtin_path
 
