@@ -21,8 +21,8 @@ LABEL_SPEC = "launch.spec"  # JSON, the redacted plan (for `launch inspect`)
 LABEL_DEADLINE = "launch.deadline"  # epoch seconds after which the job is stopped (--life-span)
 LABEL_RM = "launch.rm"  # "1": remove the job once it has ended
 LABEL_BACKEND = "launch.backend"
+LABEL_STORE = "launch.store"  # which store started the job: `Store.tag()`, a hash that reveals nothing
 
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 _DURATION = re.compile(r"(\d+)([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -33,8 +33,12 @@ def new_id() -> str:
 
 
 def check_name(name: str) -> str:
-    if not _NAME.match(name):
-        raise UsageError(f"invalid job name {name!r}: use letters, digits, '_', '.', '-' (at most 63)")
+    """`name` if it can name a job (launcher.names, the one rule), else UsageError."""
+    from launcher.names import job_name_problem
+
+    problem = job_name_problem(name)
+    if problem:
+        raise UsageError(f"--name: {problem}")
     return name
 
 
@@ -64,6 +68,35 @@ def format_age(seconds: float) -> str:
     return f"{seconds}s"
 
 
+def iso_time(value) -> str | None:
+    """One time format for every output: ISO 8601 UTC to the second ('2026-11-30T12:04:31Z'), from epoch seconds
+    or the engine's RFC 3339 text (nanoseconds, any offset); None for what has not happened (Docker's zero time
+    '0001-01-01T00:00:00Z', an empty value, 0)."""
+    if value is None or value == "" or value == 0:
+        return None
+    if isinstance(value, (int, float)):
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(value))
+    from datetime import UTC, datetime
+
+    text = str(value)
+    if text.startswith("0001-01-01"):
+        return None
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", text)
+    if match is None:
+        return text  # not a time we know: shown as the engine gave it
+    zone = "+00:00" if match[3] == "Z" else match[3]
+    moment = datetime.fromisoformat(match[1] + zone).astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+TIME_FIELDS = ("created", "started_at", "finished_at", "updated_at", "deadline")
+
+
+def with_iso_times(data: dict) -> dict:
+    """`data` (a backend's `inspect`) with each time field in `iso_time`'s format."""
+    return {key: iso_time(value) if key in TIME_FIELDS else value for key, value in data.items()}
+
+
 @dataclass(frozen=True)
 class Job:
     """A job as the engine reports it."""
@@ -81,6 +114,11 @@ class Job:
     labels: dict[str, str] = field(default_factory=dict)
 
     @property
+    def store(self) -> str | None:
+        """The tag of the store that started the job (None for a job started before jobs carried one)."""
+        return self.labels.get(LABEL_STORE)
+
+    @property
     def running(self) -> bool:
         return self.status in ("running", "restarting", "created", "paused", "starting", "pending")
 
@@ -92,10 +130,11 @@ class Job:
             "image": self.image,
             "status": self.status,
             "age": format_age(now - self.created),
-            "created": self.created,
+            "created": iso_time(self.created),
             "exit_code": self.exit_code,
             "secrets": self.secrets,
             "backend": self.backend,
+            "store": self.store,
         }
 
 
@@ -109,11 +148,19 @@ def job_labels(
     remove: bool = False,
     backend: str = "docker",
     user_labels: tuple[tuple[str, str], ...] = (),
+    store: str | None = None,
 ) -> dict[str, str]:
+    """The labels of a new job. `store` is the starting store's tag; by default the user's store's
+    (`launcher.store.Store.tag`, made when there is none yet, so that `launch ps` finds the job again)."""
+    if store is None:
+        from launcher.store import Store
+
+        store = Store.open().tag(create=True)
     labels = dict(user_labels)
     labels.update(
         {
             LABEL_JOB: job_id,
+            LABEL_STORE: store,
             LABEL_SECRETS: json.dumps(versions, sort_keys=True),
             LABEL_SPEC: json.dumps(redacted_spec, sort_keys=True),
             LABEL_BACKEND: backend,

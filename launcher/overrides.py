@@ -21,7 +21,7 @@ from launcher import dotenv
 from launcher import references as refs
 from launcher.errors import LaunchError, NotFound, TemplateError, UsageError
 from launcher.references import Invalid
-from launcher.schema import IMAGE, NAME, NAME_HINT
+from launcher.schema import IMAGE
 from launcher.spec import BindMount, EnvVar, SecretFile, Spec
 
 Mount = SecretFile | BindMount
@@ -100,9 +100,9 @@ def _image(image: str) -> str:
 
 
 def _name(name: str) -> str:
-    if re.fullmatch(NAME, name) is None:
-        raise UsageError(f"--name: invalid container name (use {NAME_HINT})")
-    return name
+    from launcher.jobs import check_name
+
+    return check_name(name)
 
 
 def _env_flag(arg: str, environ: Mapping[str, str]) -> tuple[EnvVar, SecretFile | None]:

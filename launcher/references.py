@@ -20,9 +20,10 @@ A volume spec is ``secret:KEY:/container/path[:MODE]`` (a secret file, MODE octa
 ``HOST:/container/path[:ro|rw]`` where HOST is a path (relative ones resolve against a base folder: the
 template's, or the current one on the command line) or a named volume (a name without ``/`` or a leading ``.``).
 
-Every function here is pure and raises `Invalid` with a message that names what is wrong but never quotes the
-offending text (an env value may be a pasted secret); callers add the position and pick the error class
-(`TemplateError` for a template, `UsageError` for the command line).
+Every function here is pure and raises `Invalid` with a message that names what is wrong. It quotes the offending
+text where that cannot be a secret's value (paths, modes, volume names), never an env value nor a secret name
+that is invalid (it may be a value pasted where a name was meant); callers add the position and pick the error
+class (`TemplateError` for a template, `UsageError` for the command line).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from launcher import names
 from launcher.spec import BindMount, EnvPart, EnvVar, SecretFile, SecretRef
 
 SECRETS_DIR = "/run/secrets"
@@ -40,8 +42,8 @@ DEFAULT_MODE = 0o400
 
 # Patterns are written so that JSON Schema (ECMA-262) and Python `re.fullmatch` read them the same way; the
 # template schema (launcher.schema) publishes them for editors.
-SECRET_NAME = r"^(?!\.)[A-Za-z0-9_.-]{1,253}$"
-SECRET_NAME_HINT = "letters, digits, '_', '.' and '-', at most 253, not starting with '.'"
+SECRET_NAME = names.SECRET_NAME  # the one rule, in launcher.names
+SECRET_NAME_HINT = names.SECRET_NAME_HINT
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 ENV_NAME_HINT = "letters, digits and '_', not starting with a digit"
 MODE = r"^(0o|0)?[0-7]{3}$"
@@ -59,6 +61,11 @@ class Invalid(ValueError):
     def __init__(self, message: str, origin: str = ""):
         super().__init__(message)
         self.origin = origin
+
+
+def _q(text: str) -> str:
+    """Text that cannot be a secret's value, quoted for a message (cut short: a pasted blob must not flood)."""
+    return names.shown(text)
 
 
 def is_secret_name(name: str) -> bool:
@@ -127,22 +134,22 @@ def parse_env_entry(name: str, text: str, origin: str) -> tuple[EnvVar, SecretFi
 def parse_mode(text: str) -> int:
     """An octal mode ("0400", "440", "0o440") that lets the owner read the file."""
     if re.fullmatch(MODE, text) is None:
-        raise Invalid(f"expected {MODE_HINT}")
+        raise Invalid(f"expected {MODE_HINT}, got {_q(text)}")
     mode = int(text[-3:], 8)
     if not mode & 0o400:
-        raise Invalid("the mode must let the owner read the file (e.g. 0400)")
+        raise Invalid(f"the mode {_q(text)} must let the owner read the file (e.g. 0400)")
     return mode
 
 
 def container_path(text: str) -> str:
     """`text` normalised, once it is known to be absolute and free of `..` (a mount must not escape its place)."""
     if not text.startswith("/"):
-        raise Invalid("a container path must be absolute (start with '/')")
+        raise Invalid(f"container path {_q(text)} must be absolute (start with '/')")
     if ".." in text.split("/"):
-        raise Invalid("a container path must not contain '..'")
+        raise Invalid(f"container path {_q(text)} must not contain '..'")
     path = posixpath.normpath("/" + text.lstrip("/"))
     if path == "/":
-        raise Invalid("cannot mount over the container's root '/'")
+        raise Invalid(f"container path {_q(text)} would mount over the container's root '/'")
     return path
 
 
@@ -154,7 +161,9 @@ def host_source(text: str, base_dir: Path | None) -> str:
         text = os.path.expanduser(text)
     if "/" not in text and not text.startswith("."):
         if re.fullmatch(VOLUME_NAME, text) is None:
-            raise Invalid("invalid volume name (use letters, digits, '_', '.' and '-'; or write ./NAME for a folder)")
+            raise Invalid(
+                f"invalid volume name {_q(text)} (use letters, digits, '_', '.' and '-'; or write ./NAME for a folder)"
+            )
         return text
     base = base_dir if base_dir is not None else Path.cwd()
     return os.path.normpath(os.path.join(base, text))
@@ -171,7 +180,7 @@ def parse_volume(spec: str, origin: str, base_dir: Path | None) -> SecretFile | 
     if len(fields) not in (2, 3):
         raise Invalid("expected HOST:/container/path[:ro|rw] or secret:KEY:/container/path[:MODE]")
     if len(fields) == 3 and fields[2] not in ("ro", "rw"):
-        raise Invalid("the third field of a volume must be 'ro' or 'rw'")
+        raise Invalid(f"the third field of a volume must be 'ro' or 'rw', got {_q(fields[2])}")
     read_only = len(fields) == 3 and fields[2] == "ro"
     return BindMount(host_source(fields[0], base_dir), container_path(fields[1]), read_only, origin)
 

@@ -12,7 +12,9 @@ container paths, references inside env values) is checked while building the job
 
 Scalars are read as the text written in the file wherever text is expected (`Text`): `restart: no` is the text
 "no" (not YAML 1.1's false), `- 80:22` a port mapping (not the sexagesimal number 4822), `mode: 0440` the octal
-mode 0440, `FOO: 8080` the text "8080". Error messages name keys and positions, never a value.
+mode 0440, `FOO: 8080` the text "8080". Error messages name keys and positions; they quote the text at fault
+only where it cannot be a secret's value (`Text(quoted=True)`: images, paths, names, ports, sizes...), never
+an env value, a command, a label or an invalid secret name.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from launcher import names
 from launcher import references as refs
 from launcher.errors import TemplateError
 
 KeyPath = tuple[str | int, ...]
 
-# Text patterns shared with the command line (launcher.overrides).
-NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # a container or network name, as Docker accepts them
+# Text patterns shared with the command line (launcher.overrides). A job's name: launcher.names.
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # a network name, as Docker accepts them
 NAME_HINT = "letters, digits, '_', '.' and '-', starting with a letter or digit"
 IMAGE = r"^[^\s]+$"
 PORT = r"^(([0-9]{1,3}(\.[0-9]{1,3}){3}|\[[0-9A-Fa-f:.]+\]):)?([0-9]{1,5}:)?[0-9]{1,5}(/(tcp|udp))?$"
@@ -109,6 +112,7 @@ class Text:
     description: str = ""
     pattern: str | None = None
     hint: str = ""  # what the pattern means, for messages: "a size like 512m or 2g"
+    quoted: bool = False  # a message may quote the text: it cannot be a secret's value
 
     @property
     def expected(self) -> str:
@@ -121,7 +125,8 @@ class Text:
         if not self.accepts(value):
             raise fail(source, path, f"expected {self.expected}, got {kind(value)}")
         if self.pattern and re.fullmatch(self.pattern, source.text(path)) is None:
-            raise fail(source, path, f"expected {self.expected}")
+            got = f", got {names.shown(source.text(path))}" if self.quoted else ""
+            raise fail(source, path, f"expected {self.expected}{got}")
 
     def json(self) -> dict[str, Any]:
         schema: dict[str, Any] = {"type": ["string", "number", "boolean"]}
@@ -322,8 +327,8 @@ class OneOf:
 # --- the table ---------------------------------------------------------------------------------------------------
 
 _SECRET_NAME = Text("The name of a secret in the store.", refs.SECRET_NAME, f"a secret name ({refs.SECRET_NAME_HINT})")
-_CONTAINER_PATH = Text("An absolute path inside the container.", r"^/.*$", "an absolute container path")
-_MODE = Text("The file's mode, octal (default 0400).", refs.MODE, refs.MODE_HINT)
+_CONTAINER_PATH = Text("An absolute path inside the container.", r"^/.*$", "an absolute container path", True)
+_MODE = Text("The file's mode, octal (default 0400).", refs.MODE, refs.MODE_HINT, True)
 _ARGV = OneOf(
     (
         Text("A command line, split like a shell would (no variables, no globbing)."),
@@ -380,13 +385,14 @@ PORT_ENTRY = OneOf(
             "unless an IP is given (write 0.0.0.0 to publish on every interface).",
             PORT,
             "a port like 8888, 8080:80 or 127.0.0.1:8080:80, optionally /udp",
+            quoted=True,
         ),
         Record(
             {
                 "container": _PORT_NUMBER,
                 "host": _PORT_NUMBER,
                 "host_ip": Text("The host address to publish on (default 127.0.0.1)."),
-                "protocol": Text("tcp (default) or udp.", PROTOCOL, "tcp or udp"),
+                "protocol": Text("tcp (default) or udp.", PROTOCOL, "tcp or udp", True),
             },
             ("container",),
         ),
@@ -397,9 +403,12 @@ RESOURCES = Record(
     {
         "cpus": Number("How many CPUs the job may use, e.g. 1.5."),
         "memory": Text(
-            "A memory limit: bytes, or a size like 512m or 2g.", MEMORY, "a size like 512m or 2g, or a number of bytes"
+            "A memory limit: bytes, or a size like 512m or 2g.",
+            MEMORY,
+            "a size like 512m or 2g, or a number of bytes",
+            True,
         ),
-        "gpus": Text("How many GPUs, or 'all'.", GPUS, "a number of GPUs or 'all'"),
+        "gpus": Text("How many GPUs, or 'all'.", GPUS, "a number of GPUs or 'all'", True),
     },
     description="Limits and devices.",
 )
@@ -407,7 +416,9 @@ RESOURCES = Record(
 TEMPLATE = Record(
     {
         "description": Text("What this template is for (shown by `launch templates ls`)."),
-        "image": Text("The container image (required here or with --image).", IMAGE, "an image name without spaces"),
+        "image": Text(
+            "The container image (required here or with --image).", IMAGE, "an image name without spaces", True
+        ),
         "command": OneOf(_ARGV.options, "Replaces the image's CMD."),
         "entrypoint": OneOf(_ARGV.options, "Replaces the image's ENTRYPOINT."),
         "env": MapOf(
@@ -419,16 +430,22 @@ TEMPLATE = Record(
         "volumes": ListOf(VOLUME, "Secret files, host folders and named volumes."),
         "workdir": _CONTAINER_PATH,
         "user": Text(
-            "The user to run as: uid, uid:gid, name or name:group.", USER, "a user like 1000, 1000:1000 or app"
+            "The user to run as: uid, uid:gid, name or name:group.", USER, "a user like 1000, 1000:1000 or app", True
         ),
         "ports": ListOf(PORT_ENTRY, "Ports to publish."),
         "resources": RESOURCES,
-        "restart": Text("When to restart the container.", RESTART, "one of no, always, unless-stopped, on-failure[:N]"),
+        "restart": Text(
+            "When to restart the container.", RESTART, "one of no, always, unless-stopped, on-failure[:N]", True
+        ),
         "labels": MapOf(Text(), "Container labels."),
-        "name": Text("The container's name.", NAME, f"a name of {NAME_HINT}"),
+        "name": Text(
+            "The job's name (and its container's).", names.JOB_NAME, f"a job name of {names.JOB_NAME_HINT}", True
+        ),
         "read_only": Bool("Mount the container's root filesystem read-only (default false); secrets still work."),
-        "network": Text("none, host, bridge, or the name of a Docker network.", NAME, f"a network name of {NAME_HINT}"),
-        "backend": Text("Where to run: docker (default) or swarm.", BACKEND, "docker or swarm"),
+        "network": Text(
+            "none, host, bridge, or the name of a Docker network.", NAME, f"a network name of {NAME_HINT}", True
+        ),
+        "backend": Text("Where to run: docker (default) or swarm.", BACKEND, "docker or swarm", True),
         "constraints": ListOf(Text(), "Swarm placement constraints, e.g. node.labels.gpu==true."),
     },
     description="A launch pod template.",

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from launcher import paths, redact
+from launcher import names, paths, redact
 from launcher.errors import Conflict, NotFound, StoreError, UsageError
 
 MAX_VALUE_BYTES = 1024 * 1024
@@ -63,7 +63,6 @@ _PENDING_KEY_FILE = "key.new"
 _LOCK_FILE = "lock"
 _USAGE_FILE = "usage.log"
 _TEMP_KEY = re.compile(r"\.key-[0-9a-f]+\.tmp")
-_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,252}")
 _SCHEMA_VERSION = 1
 _METADATA = "name, description, created, updated, version, size"  # SecretInfo's fields, in order
 _BUSY_TIMEOUT_S = 30.0
@@ -85,6 +84,16 @@ _SCHEMA = (
     sealed BLOB NOT NULL          -- last, so metadata queries never read the value's pages
     )""",
 )
+# Versions replaced by `edit`, kept sealed (same key, same associated data) while a job that holds one exists, so
+# that `launch logs` can still mask them; pruned by `prune_versions`. Made by the first edit: a store of an older
+# launch, which never reads this table, stays usable by it.
+_OLD_VERSIONS = """CREATE TABLE IF NOT EXISTS old_versions (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    sealed BLOB NOT NULL,
+    PRIMARY KEY (name, version)
+    )"""
 
 
 class UsageRecord(NamedTuple):
@@ -146,10 +155,8 @@ class _Header(NamedTuple):
 
 
 def name_problem(name: str) -> str | None:
-    """Why `name` cannot be a secret name, or None. Names are not secret: messages quote them."""
-    if _NAME.fullmatch(name):
-        return None
-    return "invalid name: use 1 to 253 letters, digits, '_', '.' or '-', not starting with '.'"
+    """Why `name` cannot be a secret name, or None (launcher.names, the one rule)."""
+    return names.secret_name_problem(name)
 
 
 def value_problem(value: bytes) -> str | None:
@@ -165,7 +172,7 @@ def validate_name(name: str) -> None:
     """UsageError unless `name` can be a secret's name."""
     problem = name_problem(name)
     if problem:
-        raise UsageError(f"secret {_shown(name)}: {problem}")
+        raise UsageError(problem)
 
 
 def _validate_value(name: str, value: bytes) -> None:
@@ -174,9 +181,7 @@ def _validate_value(name: str, value: bytes) -> None:
         raise UsageError(f"secret {_shown(name)}: {problem}")
 
 
-def _shown(name: str) -> str:
-    """A name as quoted in messages, cut short so a pasted blob cannot flood the terminal."""
-    return repr(name) if len(name) <= 80 else repr(name[:80]) + "..."
+_shown = names.shown
 
 
 def _missing(names: Sequence[str]) -> NotFound:
@@ -234,6 +239,20 @@ class Store:
         with self._reading() as db:
             _check_present(db, names)
 
+    def tag(self, create: bool = False) -> str | None:
+        """This store's id as a job label (`launch.store`): a hash of its random id, which reveals nothing about
+        the store, its user or its secrets. None when there is no store yet, unless `create` (then one is made,
+        in key-file mode, as the first `secret add` would)."""
+        header = self._read_header()
+        if header is None and create:
+            self._data_key()
+            header = self._read_header()
+        if header is None:
+            return None
+        import hashlib
+
+        return hashlib.sha256(b"launch.store\0" + header.store_id).hexdigest()[:20]
+
     # -- changes: each one transaction ----------------------------------------------------------------------
 
     def add(self, name: str, value: bytes, description: str = "") -> SecretInfo:
@@ -260,6 +279,9 @@ class Store:
             _, old_description, created, _, version, size = _metadata(db, name)
             now = time.time()
             if value is not None:
+                db.execute(_OLD_VERSIONS)
+                keep = "INSERT OR REPLACE INTO old_versions SELECT name, version, size, sealed FROM secrets"
+                db.execute(keep + " WHERE name = ?", (name,))
                 version, size = version + 1, len(value)
                 db.execute(
                     "UPDATE secrets SET version = ?, size = ?, sealed = ?, updated = ? WHERE name = ?",
@@ -275,6 +297,8 @@ class Store:
         with self._writing() as db:
             _check_present(db, names)
             db.executemany("DELETE FROM secrets WHERE name = ?", [(n,) for n in names])
+            if _has_old_versions(db):
+                db.executemany("DELETE FROM old_versions WHERE name = ?", [(n,) for n in names])
 
     def import_entries(self, entries: Sequence[tuple[str, bytes]], description: str = "") -> ImportResult:
         """Add every entry that can be added, in one transaction; skip the others, each with the reason."""
@@ -319,6 +343,45 @@ class Store:
             redact.remember(value)
             revealed[name] = Revealed(value, version)
         return revealed
+
+    def reveal_versions(self, wanted: Mapping[str, int]) -> tuple[list[bytes], list[str]]:
+        """The values of these secret versions (current or kept by `edit`), and, as 'name v3', those the store no
+        longer has (removed, or pruned). Every value is handed to `launcher.redact`, as `reveal` does."""
+        names = _distinct_valid(wanted)
+        with self._reading() as db:
+            current = _sealed_rows(db, names)
+            old = {}
+            if db is not None and _has_old_versions(db):
+                query = "SELECT version, size, sealed FROM old_versions WHERE name = ? AND version = ?"
+                for name in names:
+                    row = db.execute(query, (name, wanted[name])).fetchone()
+                    if row is not None:
+                        old[name] = row
+        found = {n: current[n] for n in names if n in current and current[n][0] == wanted[n]}
+        found.update({n: row for n, row in old.items() if n not in found})
+        missing = [f"{n} v{wanted[n]}" for n in names if n not in found]
+        if not found:
+            return [], missing
+        keys = self._data_key()
+        values = []
+        for name, (version, size, sealed) in sorted(found.items()):
+            value = _unseal(keys, name, version, sealed)
+            if len(value) != size:
+                raise _auth_failed(name)
+            redact.remember(value)
+            values.append(value)
+        return values, missing
+
+    def prune_versions(self, held: Iterable[tuple[str, int]]) -> int:
+        """Delete the kept old versions that no (name, version) in `held` names; returns how many went."""
+        keep = set(held)
+        with self._writing() as db:
+            if db is None or not _has_old_versions(db):
+                return 0
+            rows = db.execute("SELECT name, version FROM old_versions").fetchall()
+            gone = [(n, v) for n, v in rows if (n, v) not in keep]
+            db.executemany("DELETE FROM old_versions WHERE name = ? AND version = ?", gone)
+        return len(gone)
 
     # -- usage record ----------------------------------------------------------------------------------------
 
@@ -655,6 +718,11 @@ class _Lock:
 
 
 # -- rows ------------------------------------------------------------------------------------------------------
+
+
+def _has_old_versions(db: sqlite3.Connection) -> bool:
+    query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'old_versions'"
+    return db.execute(query).fetchone() is not None
 
 
 def _exists(db: sqlite3.Connection | None, name: str) -> bool:

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from launcher import names, schema
 from launcher import references as refs
-from launcher import schema
 from launcher.errors import NotFound, TemplateError
 from launcher.references import Invalid
 from launcher.schema import KeyPath, fail
@@ -321,7 +321,7 @@ def _host_ip(text: str) -> str:
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
-        raise Invalid("invalid host IP address") from None
+        raise Invalid(f"invalid host IP address {names.shown(text)}") from None
 
 
 def _resources(doc: _Document, data: dict[str, Any]) -> Resources:
@@ -337,10 +337,10 @@ def parse_size(text: str) -> int:
     """Bytes in a size like '512m', '2g', '1.5G', '64kb' or '1048576' (binary units, as Docker reads them)."""
     match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([kmgt]?)b?", text.lower())
     if match is None:
-        raise Invalid("expected a size like 512m or 2g, or a number of bytes")
+        raise Invalid(f"expected a size like 512m or 2g, or a number of bytes, got {names.shown(text)}")
     size = int(float(match[1]) * _SIZE_UNITS[match[2]])
     if size < 1:
-        raise Invalid("the size must be at least 1 byte")
+        raise Invalid(f"the size {names.shown(text)} must be at least 1 byte")
     return size
 
 

@@ -102,6 +102,13 @@ def job_containers(api, job: str | None = None) -> list[dict]:
     return api.containers(all=True, filters={"label": label})
 
 
+def own_containers(api) -> int:
+    """How many containers this test's store started: other engineers' jobs on the same engine come and go."""
+    from launcher.store import Store
+
+    return len(api.containers(all=True, filters={"label": f"launch.store={Store.open().tag(create=True)}"}))
+
+
 def sha(value: str | bytes) -> str:
     """Jobs prove they got a value by printing its sha256, never the value itself."""
     return hashlib.sha256(value.encode() if isinstance(value, str) else value).hexdigest()
@@ -134,8 +141,3 @@ def wait_for(predicate, timeout: float = 30, what: str = "condition"):
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-def container_ids(api) -> set[str]:
-    """The ids of every launch container on the engine (compare sets: other tests' jobs may come and go)."""
-    return {c["Id"] for c in job_containers(api)}

@@ -35,6 +35,7 @@ def test_every_plain_parameter_of_the_command_tree_is_covered():
     """Each str, list[str], int and flag parameter (help options included) gets the plain coercion; the others
     (a Path, an enum) keep Typer's. A Typer that moved its internals fails here, not in users' hands."""
     command = typer.main.get_command(app)  # LaunchGroup installs on construction
+    coercion.install(command)  # and on the options Typer adds after it (completion), when it parses: here, now
     kinds = set(coercion._kinds().values())
     plain, other = [], []
     for param in all_params(command):

@@ -206,8 +206,8 @@ def test_the_same_secret_file_twice_on_the_command_line_is_one_mount():
 @pytest.mark.parametrize(
     ("spec", "needle"),
     [
-        ("secret:k:rel", "--volume secret:k:rel: a container path must be absolute"),
-        ("/a:/b/../c", "--volume /a:/b/../c: a container path must not contain '..'"),
+        ("secret:k:rel", "--volume secret:k:rel: container path 'rel' must be absolute"),
+        ("/a:/b/../c", "--volume /a:/b/../c: container path '/b/../c' must not contain '..'"),
         ("nocolon", "--volume nocolon: expected HOST:/container/path"),
         ("/a:/b:rx", "'ro' or 'rw'"),
     ],
@@ -247,7 +247,8 @@ def test_an_empty_command_keeps_the_templates():
 def test_image_and_name_errors():
     assert usage_error(image="two words") == "--image: expected an image name without spaces"
     assert usage_error(image="") == "--image: expected an image name without spaces"
-    assert usage_error(name="bad name").startswith("--name: invalid container name")
+    assert usage_error(name="bad name").startswith("--name: invalid job name 'bad name': use 1 to 63 letters")
+    assert usage_error(name="x" * 64).startswith("--name: invalid job name 'xxx")
 
 
 def test_missing_image():
@@ -283,12 +284,12 @@ def test_validate_returns_a_valid_spec_unchanged():
         (
             Spec(image="x", binds=(BindMount("/h", "rel", False, "job.yaml:5:5"),)),
             TemplateError,
-            "job.yaml:5:5: a container path must be absolute",
+            "job.yaml:5:5: container path 'rel' must be absolute",
         ),
         (
             Spec(image="x", secret_files=(SecretFile("k", "/a/../b", 0o400, "--volume x"),)),
             UsageError,
-            "--volume x: a container path must not contain '..'",
+            "--volume x: container path '/a/../b' must not contain '..'",
         ),
         (
             Spec(

@@ -16,9 +16,9 @@ import pytest
 from conftest import (
     TEST_IMAGE,
     add_secret,
-    container_ids,
     job_containers,
     launch_cmd,
+    own_containers,
     run_launch,
     sh_job,
     sha,
@@ -238,7 +238,7 @@ def test_detach_prints_only_the_job_id(docker):
 
 def test_dry_run_starts_nothing_and_redacts(docker, tmp_path):
     add_secret("tok", CANARY)
-    before = container_ids(docker)
+    before = own_containers(docker)
     result = run_launch(
         "run", "--dry-run", "--image", TEST_IMAGE, "--env", "T=secret:tok", "--volume", "secret:tok:/s/t"
     )
@@ -247,7 +247,7 @@ def test_dry_run_starts_nothing_and_redacts(docker, tmp_path):
     assert plan["image"] == TEST_IMAGE
     assert CANARY.encode() not in result.stdout + result.stderr
     assert "tok" in result.stdout.decode()
-    assert not container_ids(docker) - before
+    assert own_containers(docker) == before
     missing_image = run_launch("run", "--dry-run", "--image", "launch-test/nope:1")
     assert_clean_failure(missing_image, 7, "launch-test/nope:1")
 
@@ -266,15 +266,15 @@ BAD_TEMPLATES = [
 @pytest.mark.parametrize("text, code, needle", BAD_TEMPLATES)
 def test_bad_templates_fail_cleanly_and_start_nothing(docker, tmp_path, text, code, needle):
     add_secret("tok", CANARY)
-    before = container_ids(docker)
+    before = own_containers(docker)
     result = run_launch("run", str(write(tmp_path, text)))
     assert_clean_failure(result, code, needle)
-    assert not container_ids(docker) - before
+    assert own_containers(docker) == before
 
 
 def test_missing_secrets_are_all_listed_and_nothing_starts(docker, tmp_path):
     add_secret("present", "x")
-    before = container_ids(docker)
+    before = own_containers(docker)
     result = run_launch(
         "run",
         "--image",
@@ -290,15 +290,15 @@ def test_missing_secrets_are_all_listed_and_nothing_starts(docker, tmp_path):
     )
     err = assert_clean_failure(result, 3, "missing_one", "missing_two")
     assert "present" not in err.replace("not present", "")
-    assert not container_ids(docker) - before
+    assert own_containers(docker) == before
 
 
 def test_binary_value_into_env_is_refused(docker):
     add_secret("blob", b"\xff\xfe\x00binary")
-    before = container_ids(docker)
+    before = own_containers(docker)
     result = run_launch("run", "--image", TEST_IMAGE, "--env", "B=secret:blob", "--", "true")
     assert_clean_failure(result, 2, "B", "blob")
-    assert not container_ids(docker) - before
+    assert own_containers(docker) == before
 
 
 def test_missing_image_is_one_clear_error(docker):

@@ -257,7 +257,7 @@ def _setup_passphrase(home: Path) -> None:
 
 
 ERROR_CASES = {  # setup, arguments, stdin, exit code, part of the message
-    "invalid-name": (None, ["add", ".k", "-"], VALUE, ExitCode.USAGE, "invalid name"),
+    "invalid-name": (None, ["add", ".k", "-"], VALUE, ExitCode.USAGE, "invalid secret name '.k': use 1 to 253"),
     "exists": (lambda h: _make("k"), ["add", "k", "-"], VALUE, ExitCode.CONFLICT, "launch secret edit k"),
     "missing-file": (None, ["add", "k", "@/nonexistent/v"], "", ExitCode.NOT_FOUND, "/nonexistent/v not found"),
     "empty-stdin": (None, ["add", "k", "-"], "\n", ExitCode.USAGE, "empty value"),

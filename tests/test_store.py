@@ -68,7 +68,7 @@ def test_valid_names(store, name):
 
 @pytest.mark.parametrize("name", ["", ".hidden", "x" * 254, "a b", "a/b", "é", "a$", "new\nline"])
 def test_invalid_names_are_usage_errors(store, name):
-    with pytest.raises(UsageError, match="invalid name"):
+    with pytest.raises(UsageError, match="invalid secret name"):
         store.add(name, b"v")
     with pytest.raises(UsageError):
         store.reveal([name])

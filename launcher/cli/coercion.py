@@ -24,21 +24,33 @@ from typer.core import TyperGroup
 
 class LaunchGroup(TyperGroup):
     """The top-level group; its subcommands and sub-groups exist by the time it is made, so it installs the
-    plain coercion on all of them."""
+    plain coercion on all of them, and the help's metavars (launcher/cli/metavars.py)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         install(self)
+        from launcher.cli import metavars
+
+        metavars.label(_params(self, ["--help"]))
+
+    def get_params(self, ctx: Any) -> list:
+        """Also cover the options Typer adds to the group after making it (--install-completion and
+        --show-completion): they are coerced too, when the group parses its own arguments."""
+        if not getattr(self, "_late_params_done", False):
+            self._late_params_done = True
+            install(self, recurse=False)
+        return super().get_params(ctx)
 
 
-def install(command: Any) -> int:
-    """Give each str, list[str], int and flag parameter under `command` (help options included) the plain
-    coercion. Returns how many it changed: 0 when this Typer has no such hook."""
+def install(command: Any, recurse: bool = True) -> int:
+    """Give each str, list[str], int and flag parameter under `command` (help options included; with
+    recurse=False, only `command`'s own parameters) the plain coercion. Returns how many it changed: 0 when this
+    Typer has no such hook."""
     kinds = _kinds()
     if kinds is None:
         return 0
     count = 0
-    for param in _params(command, ["--help"]):
+    for param in _params(command, ["--help"]) if recurse else command.params:
         descriptor = getattr(param, "type_descriptor", None)
         if descriptor is None or not hasattr(param, "_runtime_param") or not _plain(descriptor):
             continue

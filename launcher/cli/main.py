@@ -44,7 +44,10 @@ def build_app(modules: tuple[str, ...] = MODULES) -> typer.Typer:
         cls=LaunchGroup,  # parameters coerced without pydantic: see launcher/cli/coercion.py
         help="Run containers with secrets injected, from one command line.",
         no_args_is_help=True,
-        add_completion=False,
+        add_completion=True,  # --install-completion, --show-completion (Typer's own; see launcher/cli/complete.py)
+        # Help printed as written, by click's formatter: Rich's markup would turn `secret:KEY:/path` into
+        # `secret🔑/path` (an emoji code) and `[red]` into colour, and importing Rich costs start-up.
+        rich_markup_mode=None,
         # Rich's pretty tracebacks print local variables, which may hold secret values: never use them.
         pretty_exceptions_enable=False,
         context_settings={"help_option_names": ["-h", "--help"]},

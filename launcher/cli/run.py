@@ -11,7 +11,7 @@ import sys
 import typer
 from typer.core import TyperCommand
 
-from launcher.cli import write_json
+from launcher.cli import complete, write_json
 
 
 class _RunCommand(TyperCommand):
@@ -49,12 +49,20 @@ def build_plan(spec, store):
 
 def run(
     ctx: typer.Context,
-    template: str | None = typer.Argument(None, help="A template file, or the name of a built-in template."),
+    template: str | None = typer.Argument(
+        None, help="A template file, or the name of a built-in template.", autocompletion=complete.template
+    ),
     image: str | None = typer.Option(None, "--image", help="The image (overrides the template's)."),
     env: list[str] = typer.Option(
-        [], "--env", "-e", help="VAR=VALUE, VAR=secret:KEY, VAR=secret-file:KEY, or VAR (copied from your environment)."
+        [],
+        "--env",
+        "-e",
+        help="VAR=VALUE, VAR=secret:KEY, VAR=secret-file:KEY, or VAR (copied from your environment).",
+        autocompletion=complete.env_value,
     ),
-    volume: list[str] = typer.Option([], "--volume", "-v", help="secret:KEY:/path, or HOST:/path[:ro|rw]."),
+    volume: list[str] = typer.Option(
+        [], "--volume", "-v", help="secret:KEY:/path, or HOST:/path[:ro|rw].", autocompletion=complete.volume
+    ),
     env_file: list[str] = typer.Option([], "--env-file", help="A dotenv file; its values may be references too."),
     name: str | None = typer.Option(None, "--name", help="A name for the job (and its container)."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Start the job and print its id."),

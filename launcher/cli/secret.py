@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from launcher.cli import write_json
+from launcher.cli import complete, write_json
 from launcher.errors import Conflict, NotFound, UsageError
 
 if TYPE_CHECKING:  # the store (sqlite3, json) loads only when a command runs, not for --help
@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the store (sqlite3, json) loads only when a command runs, n
 app = typer.Typer(
     help="Manage the encrypted secret store. No command ever prints a secret's value; there is no `get`.",
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help printed as written: see launcher/cli/main.py
     no_args_is_help=True,
 )
 
@@ -32,7 +33,14 @@ _VALUE_HELP = (
     " too). On a terminal, - and nothing ask for the value without echo. A value typed here instead is visible in"
     " shell history and the process list."
 )
-NameArg = Annotated[str, typer.Argument(help="The secret's name: letters, digits, '_', '.', '-'.", show_default=False)]
+NameArg = Annotated[
+    str,
+    typer.Argument(
+        help="The secret's name: letters, digits, '_', '.', '-'.",
+        show_default=False,
+        autocompletion=complete.secret_name,
+    ),
+]
 ValueArg = Annotated[str | None, typer.Argument(help=_VALUE_HELP, show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
@@ -74,6 +82,10 @@ def edit(
     new_value = _read_value(name, value) if value is not None or description is None else None
     info = store.edit(name, new_value, description)
     _note(f"updated secret '{info.name}' (version {info.version})")
+    if new_value is not None:  # the old version is kept while a job holds it (`launch logs` masks it): prune
+        from launcher.cli.jobs import prune_versions
+
+        prune_versions()
 
 
 @app.command("ls")
@@ -111,7 +123,12 @@ def show(name: NameArg, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def rm(
-    names: Annotated[list[str], typer.Argument(help="The secrets to delete.", show_default=False)],
+    names: Annotated[
+        list[str],
+        typer.Argument(
+            help="The secrets to delete.", show_default=False, metavar="NAME", autocompletion=complete.secret_name
+        ),
+    ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask to type each name to confirm.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Delete even secrets that running jobs use.")] = False,
 ) -> None:

@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from launcher.cli import write_json
+from launcher.cli import complete, write_json
 from launcher.errors import NotFound
 
 
@@ -18,6 +18,7 @@ def register(app: typer.Typer) -> None:
         help="The built-in pod templates: list them, or print one to start your own.",
         no_args_is_help=True,
         pretty_exceptions_enable=False,
+        rich_markup_mode=None,  # help printed as written: see launcher/cli/main.py
     )
     group.command("ls")(list_templates)
     group.command("show")(show_template)
@@ -41,7 +42,9 @@ def list_templates(
     sys.stdout.write("\n".join(lines) + "\n")
 
 
-def show_template(name: str = typer.Argument(..., help="A name from `launch templates ls`.")) -> None:
+def show_template(
+    name: str = typer.Argument(..., help="A name from `launch templates ls`.", autocompletion=complete.template),
+) -> None:
     """Print a built-in template's YAML (save it to a file to make your own)."""
     from launcher.template import builtin_names, builtin_path
 
