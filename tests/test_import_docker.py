@@ -1,4 +1,4 @@
-"""launcher.runtime.docker.import_docker: docker-py without requests' character-set detector (issue 7), and the
+"""launcher.runtime.common.import_docker: docker-py without requests' character-set detector (issue 7), and the
 plain import when a requests needs one. Each case runs in a fresh interpreter: sys.modules is the subject."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def test_docker_loads_without_the_detector_and_without_a_warning():
     result = fresh(
         """
         import sys
-        from launcher.runtime.docker import import_docker
+        from launcher.runtime.common import import_docker
         docker = import_docker()
         import requests.compat
         assert docker.APIClient is not None
@@ -40,7 +40,7 @@ def test_nothing_is_hidden_once_requests_is_loaded():
     result = fresh(
         """
         import sys, requests
-        from launcher.runtime.docker import import_docker
+        from launcher.runtime.common import import_docker
         import_docker()
         print("charset_normalizer" in sys.modules)
         """
@@ -57,7 +57,7 @@ def test_a_requests_that_needs_a_detector_gets_a_plain_import(tmp_path):
     result = fresh(
         """
         import sys
-        from launcher.runtime.docker import import_docker
+        from launcher.runtime.common import import_docker
         docker = import_docker()
         import requests
         print(docker.STAND_IN, requests.NEEDY, sys.modules["charset_normalizer"] is not None)

@@ -154,6 +154,7 @@ def test_redacted_describes_without_values():
         "labels": {"team": "ml"},
         "name": "web",
         "network": "bridge",
+        "read_only": False,
         "backend": None,
         "constraints": [],
         "secrets": {"db_pass": 1, "tls": 2, "token": 3},
