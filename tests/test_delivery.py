@@ -206,3 +206,26 @@ def test_commands_on_a_job_that_vanished_say_so(docker):
     for args in (("stop", job), ("logs", job), ("rm", job)):
         result = run_launch(*args)
         assert result.returncode in (3, 0), result.stderr  # gone before the command looked: not found (rm: done)
+
+
+def test_a_restart_with_no_warden_left_never_runs_the_command(secrets, tmp_path):
+    """After a reboot the warden is gone: the restarted shim waits; the next `launch ps` tells it so, and the job's
+    log gets one clear line while its command does not run again."""
+    template = tmp_path / "job.yaml"
+    template.write_text(f"image: {TEST_IMAGE}\nnetwork: none\nrestart: always\n")
+    job = detach(str(template), *_args()[2:-3], "--", "sh", "-c", "echo RAN; sleep 600")
+    api = _api()
+    [container] = job_containers(api, job)
+    wait_for(lambda: run_launch("logs", job).stdout == b"RAN\n", what="the first run")
+    from launcher.runtime import warden
+
+    assert warden.alive(job)
+    os.kill(int(warden._pidfile(job).read_text().partition(":")[2]), 9)  # as a reboot would end it
+    wait_for(lambda: not warden.alive(job), what="the warden to end")
+    api.restart(container["Id"], timeout=1)
+    assert run_launch("ps").returncode == 0
+    state = wait_for(lambda: (s := api.inspect_container(container["Id"])["State"])["Status"] == "exited" and s)
+    assert state["ExitCode"] == 126
+    log = run_launch("logs", job)
+    assert log.stdout == b"RAN\n"  # once, from the first run: never again
+    assert b"secrets are gone" in log.stderr and TEXT.encode() not in log.stdout + log.stderr

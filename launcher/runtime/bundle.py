@@ -49,8 +49,10 @@ _say() { printf 'launch shim: %s\n' "$*" >&2; }
 _no() { rm -f /.launch/bundle; _say "$* (the job's command was not run)"; exit 126; }
 _f() { { printf "$3" > "$1"; } 2> /dev/null && chmod "$2" "$1" || _no "cannot write the secret file $1"; }
 _hd() { [ "$1" = launch-bundle ] && [ "$2" = 1 ] && _n=$3 && _sum=$4 && _end=$5; }
+_gone() { [ "$1" = launch-bundle ] && [ "$3" = none ]; }
 _ok() { [ "$1" = "$_sum" ]; }
 IFS= read -r _h || _no "no secrets arrived: stdin closed before the launcher sent them"
+! _gone $_h || _no "its secrets are gone (the launch warden that kept them has ended: a reboot?); run the job again"
 _hd $_h || _no "what arrived on stdin is not a launch bundle"
 _i=0 _l=
 while [ "$_i" -lt "$_n" ] && IFS= read -r _l; do printf '%s\n' "$_l"; _i=$((_i + 1)); done > /.launch/bundle ||
@@ -102,6 +104,9 @@ class Bundle:
 
     def __repr__(self) -> str:
         return f"Bundle(lines={self.lines}, bytes={len(self.data)})"
+
+
+GONE = b"launch-bundle 1 none\n"  # told to a restarted shim when no one holds its secrets any more
 
 
 def build(plan: Plan) -> Bundle:

@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from launcher.plan import Plan
 
 CONFIRM_TIMEOUT = 60.0  # seconds a detached run waits for the shim to take its secrets
+LABEL_WARDEN = "launch.warden"  # the same as launcher.runtime.warden.LABEL (not imported: it is rarely needed)
 ABANDONED_AFTER = 120.0  # a job still "created" this long after its creation was left by a launcher that died
 
 
@@ -204,6 +205,10 @@ class DockerBackend:
             raise UsageError(f"image {spec.image!r} has no entrypoint or command, and none was given")
         labels, deadline = plan_labels(plan, job_id, options, self.name)
         payload = bundles.build(plan) if delivered else None
+        if payload is not None and spec.restart.policy != "no":
+            from launcher.runtime import warden
+
+            labels[warden.LABEL] = "1"
         self._sweep_abandoned()
         container_id: str | None = None
         sock = None
@@ -571,7 +576,32 @@ class DockerBackend:
                     self.api.stop(job.ref, timeout=STOP_GRACE)
                 except Exception:
                     pass
+            if job.running and job.labels.get(LABEL_WARDEN) == "1":
+                self._orphaned(job)
         self._sweep_abandoned()
+
+    def _orphaned(self, job: jobmod.Job) -> None:
+        """A job with a restart policy whose warden is gone (a reboot) waits in its shim for secrets no one can
+        send: tell the shim so (one line in the job's log, exit 126, its command not run) and stop restarting it."""
+        from launcher.runtime import warden
+
+        if warden.alive(job.id):
+            return
+        try:
+            rows = self.api.top(job.ref, ps_args="-o pid,args").get("Processes") or []
+            if not any(bundles.is_shim(row[-1]) for row in rows):
+                return  # its command runs; a later restart will be seen by a later sweep
+            self.api.update_container(job.ref, restart_policy={"Name": "no"})
+            sock = self._attach(job.ref, stdin=True, output=False)
+            try:
+                raw = getattr(sock, "_sock", sock)
+                raw.sendall(bundles.GONE)
+                raw.shutdown(socket.SHUT_WR)
+            finally:
+                _close(sock)
+            warden.forget(job.id)
+        except Exception:
+            pass  # housekeeping: the next sweep tries again
 
     def _sweep_abandoned(self) -> None:
         """Remove jobs in "created" whose launcher is gone: created on this machine by a process that no longer

@@ -27,7 +27,50 @@ import time
 
 POLL = 30.0  # seconds between looks at the job when nothing happens
 RECONNECT_FOR = 600.0  # how long an unreachable engine is retried before giving up
-_ENV = ("PATH", "HOME", "DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONFIG", "PYTHONPATH")
+_ENV = (
+    "PATH",
+    "HOME",
+    "LAUNCH_HOME",
+    "XDG_DATA_HOME",
+    "DOCKER_HOST",
+    "DOCKER_TLS_VERIFY",
+    "DOCKER_CERT_PATH",
+    "DOCKER_CONFIG",
+    "PYTHONPATH",
+)
+LABEL = "launch.warden"  # "1" on a job whose warden holds its secrets for restarts (docker.LABEL_WARDEN too)
+
+
+def _pidfile(job_id: str):
+    from launcher import paths
+
+    return paths.home() / "wardens" / job_id
+
+
+def alive(job_id: str) -> bool:
+    """Whether the warden `spawn` started for this job still runs (its pid, on this boot)."""
+    from launcher.runtime.common import boot_id
+
+    try:
+        boot, _, pid = _pidfile(job_id).read_text().partition(":")
+    except OSError:
+        return False
+    if boot != boot_id() or not pid.strip().isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def forget(job_id: str) -> None:
+    try:
+        _pidfile(job_id).unlink()
+    except OSError:
+        pass
 
 
 def spawn(backend: str, job_id: str, ref: str, deadline: float | None, payload=None) -> None:
@@ -42,6 +85,15 @@ def spawn(backend: str, job_id: str, ref: str, deadline: float | None, payload=N
         close_fds=True,
         env=env,
     )
+    if payload is not None:
+        from launcher.runtime.common import boot_id
+
+        path = _pidfile(job_id)
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path.write_text(f"{boot_id()}:{process.pid}")
+        except OSError:
+            pass  # without it, the sweep takes the warden for gone once the job restarts with no one to serve it
     header = {"backend": backend, "job": job_id, "ref": ref, "deadline": deadline, "bundle": bool(payload)}
     try:
         process.stdin.write(json.dumps(header).encode() + b"\n" + (payload.data if payload else b""))
@@ -175,6 +227,8 @@ def main() -> int:
         warden.run()
     except Exception:
         return 1
+    finally:
+        forget(warden.job_id)
     return 0
 
 
