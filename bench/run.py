@@ -46,7 +46,7 @@ CHECK = " && ".join(
 
 # the methods of Bench, in the order they run and are reported: the 50-at-once case last, since the engine is
 # still busy removing its containers for a while after it (which skews whatever is measured next)
-CASES = ("run_rm", "secret_ls", "help", "masking", "detached")
+CASES = ("run_rm", "secret_ls", "help", "masking", "detached", "previous")
 
 
 class BenchError(Exception):
@@ -200,8 +200,9 @@ class Workload:
 class Bench:
     """The five cases; each returns its row of the table. Every store and file lives under `root`."""
 
-    def __init__(self, root: Path, sizes: Sizes):
+    def __init__(self, root: Path, sizes: Sizes, previous_ref: str | None = None):
         self.root = root
+        self.previous_ref = previous_ref
         self.sizes = sizes
         self.launch = shutil.which("launch")
         self.python = shutil.which("python3")
@@ -245,6 +246,39 @@ class Bench:
         floor = m["docker"] + m["hello"]
         baseline = f"docker run {_ms(m['docker'])} + hello {_ms(m['hello'])} = {_ms(floor)}"
         return _row(f"`launch run --rm`, {N_ENV} env + {N_FILES} file secrets", m["launch"], floor, baseline, 1.15)
+
+    def previous(self) -> Row:
+        """`launch run --rm` of this checkout against the same command of an earlier commit (`--previous REF`),
+        both as `python3 -m launcher` from their own source tree, each with its own store: no loss of speed."""
+        if not self.previous_ref:
+            raise BenchError("the `previous` case needs --previous REF (a commit to compare with)")
+        old = self.root / "previous"
+        old.mkdir()
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", self.previous_ref, "launcher"], capture_output=True
+        )
+        if archive.returncode != 0:
+            raise BenchError(f"cannot read {self.previous_ref!r} from git: {_last_line(archive.stderr)}")
+        subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+        runs = {}
+        for label, tree in (("now", REPO), ("previous", old)):
+            env = {**self.env, "LAUNCH_HOME": str(self.root / f"prev-{label}"), "PYTHONPATH": str(tree)}
+            source = self.root / f"prev-{label}.env"
+            source.write_text(self.job.dotenv())
+            timed(f"{label}: secret import", [self.python, "-m", "launcher", "secret", "import", str(source)], env)
+            argv = [self.python, "-m", "launcher", "run", "--rm", str(self.job.template)]
+            timed(f"{label}: launch run --rm (check)", [*argv, "--", "sh", "-c", CHECK], env)
+            runs[label] = (argv, env)
+        m = alternate(
+            {
+                label: (lambda a=argv, e=env, n=label: timed(f"{n}: launch run --rm", a, e))
+                for label, (argv, env) in runs.items()
+            },
+            self.sizes.runs,
+            self.sizes.warm_up,
+        )
+        baseline = f"`launch run --rm` at {self.previous_ref} {_ms(m['previous'])}"
+        return _row(f"`launch run --rm` now vs at {self.previous_ref}", m["now"], m["previous"], baseline, 1.05)
 
     def secret_ls(self) -> Row:
         n = self.sizes.listed
@@ -423,7 +457,9 @@ def main() -> int:
         choices=CASES,
         help="only this case (repeatable); the report then has only these rows, so write it elsewhere with --out",
     )
+    parser.add_argument("--previous", metavar="REF", help="a commit for the `previous` case to compare with")
     args = parser.parse_args()
+    cases = args.case or [c for c in CASES if c != "previous" or args.previous]
     runs = max(1, args.runs)
     if args.quick:
         sizes = Sizes(runs=1, bursts=1, listed=20, concurrent=5, mask_mb=2, warm_up=False)
@@ -431,14 +467,14 @@ def main() -> int:
         sizes = Sizes(runs=runs, bursts=min(runs, 3), listed=1000, concurrent=50, mask_mb=64, warm_up=True)
     with tempfile.TemporaryDirectory(prefix="launch-bench-") as folder:
         try:
-            bench = Bench(Path(folder), sizes)
+            bench = Bench(Path(folder), sizes, args.previous)
         except BenchError as exc:
             print(f"bench: {exc}", file=sys.stderr)
             return 2
         facts = machine(bench.launch, bench.python)
         try:
             rows = []
-            for case in args.case or CASES:
+            for case in cases:
                 r = getattr(bench, case)()
                 rows.append(r)
                 print(f"bench: {r.case}: {r.measured}; {r.baseline}; ratio {r.ratio}; {_verdict(r)}", file=sys.stderr)
@@ -450,6 +486,7 @@ def main() -> int:
         imports = bench.imports
     command = "python3 bench/run.py" + (" --quick" if args.quick else f" --runs {sizes.runs}")
     command += "".join(f" --case {case}" for case in args.case or ())
+    command += f" --previous {args.previous}" if args.previous else ""
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render(rows, facts, imports, command))
     print(f"bench: wrote {args.out}", file=sys.stderr)
