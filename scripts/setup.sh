@@ -12,6 +12,10 @@ need=()
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || need+=(busybox-static)
 /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+# a rootless engine for the tests that run as a normal user without the docker group (tests/test_unprivileged.py)
+for pkg in rootlesskit uidmap slirp4netns; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
 if [ "${#need[@]}" -gt 0 ]; then
     say "installing ${need[*]}"
     $SUDO apt-get update -qq

@@ -94,8 +94,9 @@ def test_a_launcher_that_does_not_share_the_engines_filesystem(secrets, tmp_path
 class _Proxy:
     """127.0.0.1:PORT -> the engine's unix socket, both directions, half-closes passed on (as a TCP engine)."""
 
-    def __init__(self, target: str = "/var/run/docker.sock"):
-        self.target = target
+    def __init__(self):
+        host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        self.target = host.removeprefix("unix://")
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         threading.Thread(target=self._serve, daemon=True).start()

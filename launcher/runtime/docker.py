@@ -323,21 +323,18 @@ class DockerBackend:
 
     def _confirm(self, container_id: str, job_id: str, options: RunOptions) -> None:
         """Detached: return once the shim has exec'd the job's command; raise (and remove the job) when it could
-        not, so that `launch run -d` never reports a job that did not run. The engine's `top` tells: the shim's
-        command line is its own until it execs the job's."""
+        not, so that `launch run -d` never reports a job that did not run."""
         deadline = time.monotonic() + CONFIRM_TIMEOUT
         pause = 0.002
         while time.monotonic() < deadline:
-            try:
-                rows = self.api.top(container_id, ps_args="-o pid,args").get("Processes") or []
-            except Exception:
-                if not self._running(container_id):
-                    break  # it ended: its exit code says how
-                time.sleep(0.01)  # the engine could not look (a process exiting as it looked): again
-                continue
-            args = [row[-1] for row in rows]
-            if args and not any(bundles.is_shim(a) or a.startswith("runc") for a in args):
+            state = shim_state(self.api, container_id)
+            if state == "job":
                 _CONFIRMED.add(container_id)
+                return
+            if state == "ended":
+                break
+            if state == "shim" and self._restarted(container_id):
+                _CONFIRMED.add(container_id)  # it ran, ended and was restarted (its warden serves the restarts)
                 return
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
@@ -350,6 +347,12 @@ class DockerBackend:
             cause = f" ({reason})" if reason else ""
             raise EngineError(f"job {job_id}: its secrets did not arrive whole{cause}; its command was not run")
         _CONFIRMED.add(container_id)  # it ran and ended already: a success of `run -d`
+
+    def _restarted(self, container_id: str) -> bool:
+        try:
+            return int(self.api.inspect_container(container_id).get("RestartCount") or 0) > 0
+        except Exception:
+            return False
 
     def _running(self, container_id: str) -> bool:
         try:
@@ -588,8 +591,7 @@ class DockerBackend:
         if warden.alive(job.id):
             return
         try:
-            rows = self.api.top(job.ref, ps_args="-o pid,args").get("Processes") or []
-            if not any(bundles.is_shim(row[-1]) for row in rows):
+            if shim_state(self.api, job.ref) != "shim":
                 return  # its command runs; a later restart will be seen by a later sweep
             self.api.update_container(job.ref, restart_policy={"Name": "no"})
             sock = self._attach(job.ref, stdin=True, output=False)
@@ -617,6 +619,42 @@ class DockerBackend:
 
 
 _CONFIRMED: set[str] = set()  # containers whose detached start was confirmed in this process
+# Asked inside the container when the engine cannot list its processes: PID 1's first line of argv.
+_WHO_IS_PID1 = 'IFS= read -r x < /proc/1/cmdline; case "$x" in *": launch-shim 1"*) echo shim;; *) echo job;; esac'
+
+
+def shim_state(api, container_id: str) -> str:
+    """'shim' while the job's first process is still the shim (waiting for or loading its secrets), 'job' once it
+    has exec'd the job's command, 'ended' when the job is not running. From the engine's `top`, or, where the
+    engine cannot list a container's processes (a rootless engine without cgroups), from PID 1's command line
+    read by a process run in the container."""
+    import docker.errors
+
+    try:
+        rows = api.top(container_id, ps_args="-o pid,args").get("Processes") or []
+    except docker.errors.NotFound:
+        return "ended"
+    except docker.errors.APIError as exc:
+        if exc.status_code == 409:  # not running
+            return "ended"
+        return _shim_state_inside(api, container_id)
+    except Exception:
+        return "shim"  # the connection hiccuped: look again
+    args = [row[-1] for row in rows]
+    if not args or any(a.startswith("runc") or bundles.is_shim(a) for a in args):
+        return "shim"  # not exec'd yet (runc still starting it), or the shim itself
+    return "job"
+
+
+def _shim_state_inside(api, container_id: str) -> str:
+    import docker.errors
+
+    try:
+        exec_id = api.exec_create(container_id, ["/bin/sh", "-c", _WHO_IS_PID1], stdout=True, stderr=False)["Id"]
+        answer = api.exec_start(exec_id).strip()
+    except docker.errors.APIError as exc:
+        return "ended" if exc.status_code in (404, 409) else "shim"
+    return "job" if answer == b"job" else "shim"
 
 
 def _confirmed(container_id: str) -> bool:

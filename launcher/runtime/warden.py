@@ -189,13 +189,9 @@ class Warden:
         return policy.get("Name") in ("always", "unless-stopped")
 
     def _shim_waits(self, api) -> bool:
-        from launcher.runtime.bundle import is_shim
+        from launcher.runtime.docker import shim_state
 
-        try:
-            processes = api.top(self.ref, ps_args="-o pid,args").get("Processes") or []
-        except Exception:
-            return False
-        return any(is_shim(row[-1]) for row in processes)
+        return shim_state(api, self.ref) == "shim"
 
     def _deliver(self, api) -> None:
         """Give a restarted job's shim its secrets: only while the shim is what runs (never into a job's stdin)."""
