@@ -230,3 +230,17 @@ def test_a_restart_with_no_warden_left_never_runs_the_command(secrets, tmp_path)
     log = run_launch("logs", job)
     assert log.stdout == b"RAN\n"  # once, from the first run: never again
     assert b"secrets are gone" in log.stderr and TEXT.encode() not in log.stdout + log.stderr
+
+
+def test_interactive_hands_stdin_on_after_the_secrets(secrets):
+    """`-i`: the job reads the launcher's stdin, after its bundle (with secrets) or alone (without)."""
+    script = 'printf %s "$T" | sha256sum | cut -c1-64; cat'
+    with_secret = run_launch(
+        "run", "--rm", "-i", "--image", TEST_IMAGE, "-e", "T=secret:text", "--", "sh", "-c", script, input="typed\n"
+    )
+    assert with_secret.returncode == 0, with_secret.stderr
+    assert with_secret.stdout.decode() == f"{sha(TEXT)}\ntyped\n"
+    alone = run_launch("run", "--rm", "-i", "--image", TEST_IMAGE, "--", "cat", input=b"\x00bytes\n")
+    assert alone.returncode == 0 and alone.stdout == b"\x00bytes\n", alone.stderr
+    without = run_launch("run", "--rm", "--image", TEST_IMAGE, "-e", "T=secret:text", "--", "cat", input="typed\n")
+    assert without.returncode == 0 and without.stdout == b""  # no -i: the job reads end-of-file

@@ -68,6 +68,7 @@ def container_args(
     """Pure: the container's config and host config. No value is in either: secrets go through the bundle."""
     spec = plan.spec
     delivered = delivers(plan, options)
+    stdin = delivered or wants_stdin(options)
     env = [f"{name}={value}" for name, value in plan.env]
     entrypoint: list[str] | None = list(spec.entrypoint) if spec.entrypoint is not None else None
     command: list[str] | None = list(spec.command) if spec.command is not None else None
@@ -108,11 +109,11 @@ def container_args(
         "Image": spec.image,
         "Env": env,
         "Labels": labels,
-        "AttachStdin": delivered,
+        "AttachStdin": stdin,
         "AttachStdout": not options.detach,
         "AttachStderr": not options.detach,
-        "OpenStdin": delivered,
-        "StdinOnce": delivered,  # the engine closes the job's stdin when the launcher is done with it
+        "OpenStdin": stdin,
+        "StdinOnce": stdin,  # the engine closes the job's stdin when the launcher is done with it
         "Tty": False,
         "HostConfig": host,
     }
@@ -132,6 +133,11 @@ def container_args(
 def delivers(plan: Plan, options: RunOptions) -> bool:
     """Whether the job's secrets travel in a bundle (any secret file, or env secrets without --plain-env)."""
     return bool(plan.files) or (bool(plan.secret_env) and not options.plain_env)
+
+
+def wants_stdin(options: RunOptions) -> bool:
+    """`-i` in the foreground: the launcher's stdin goes on to the job."""
+    return options.interactive and not options.detach
 
 
 def preflight(plan: Plan, options: RunOptions) -> None:
@@ -228,13 +234,15 @@ class DockerBackend:
                 )
             # attach before start, as `docker run` does: no early output is missed, and stdin is ready for the bundle
             if delivered or not options.detach:
-                sock = self._attach(container_id, stdin=delivered, output=not options.detach)
+                sock = self._attach(container_id, stdin=delivered or wants_stdin(options), output=not options.detach)
             if options.remove and not options.detach:
                 removed = self._wait_removed(container_id)
             self._start(container_id, spec.image if delivered else None)
             started = True
             if payload is not None:
-                self._deliver(sock, payload, forward=options.interactive and not options.detach)
+                self._deliver(sock, payload, forward=wants_stdin(options))
+            elif wants_stdin(options):
+                _hand_on_stdin(sock)
             if options.detach:
                 if payload is not None:
                     self._confirm(container_id, job_id, options)
@@ -319,7 +327,7 @@ class DockerBackend:
             if not forward:
                 raw.shutdown(socket.SHUT_WR)
                 return
-        threading.Thread(target=_forward_stdin, args=(raw,), name="launch-stdin", daemon=True).start()
+        _hand_on_stdin(sock)
 
     def _confirm(self, container_id: str, job_id: str, options: RunOptions) -> None:
         """Detached: return once the shim has exec'd the job's command; raise (and remove the job) when it could
@@ -700,6 +708,11 @@ class _ShimWatch:
             if len(self.head) >= len(bundles.MESSAGE_PREFIX) or not bundles.MESSAGE_PREFIX.startswith(self.head):
                 self.failed = self.head.startswith(bundles.MESSAGE_PREFIX)
                 self.done = True
+
+
+def _hand_on_stdin(sock) -> None:
+    raw = getattr(sock, "_sock", sock)
+    threading.Thread(target=_forward_stdin, args=(raw,), name="launch-stdin", daemon=True).start()
 
 
 def _forward_stdin(raw) -> None:
