@@ -25,6 +25,7 @@ LABEL_BACKEND = "launch.backend"
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 _DURATION = re.compile(r"(\d+)([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MIN_PREFIX = 4  # the shortest id prefix that names a job (git's minimum abbreviation)
 
 
 def new_id() -> str:
@@ -136,13 +137,27 @@ def secrets_from_labels(labels: dict[str, str]) -> dict[str, int]:
     return {str(k): int(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
+def check_ref(ref: str) -> str:
+    """A job reference that can mean something: never empty or blank (`launch rm "$JOB"` with an empty variable)."""
+    if not ref.strip():
+        raise UsageError(
+            f"empty job reference {ref!r}: give a job id, a prefix of it (at least {MIN_PREFIX} characters) or a name"
+        )
+    return ref
+
+
 def match(jobs: list[Job], ref: str) -> Job:
-    """The one job whose id, id prefix or name is `ref`."""
+    """The one job whose id or name is `ref`, else whose id starts with `ref` (at least MIN_PREFIX characters)."""
     from launcher.errors import NotFound
 
+    check_ref(ref)
     exact = [j for j in jobs if ref in (j.id, j.name)]
     if len(exact) == 1:
         return exact[0]
+    if not exact and len(ref) < MIN_PREFIX:
+        raise UsageError(
+            f"no job is named {ref!r}, and an id prefix needs at least {MIN_PREFIX} characters (see `launch ps -a`)"
+        )
     candidates = exact or [j for j in jobs if j.id.startswith(ref)]
     if not candidates:
         raise NotFound(f"no job {ref!r} (see `launch ps -a`)")

@@ -43,6 +43,14 @@ def _registry() -> _Jobs:
     return _Jobs()
 
 
+def _find(ref: str):
+    """(backend, job) for one reference; a reference that cannot mean anything is refused before the engine is asked."""
+    from launcher.jobs import check_ref
+
+    check_ref(ref)
+    return _registry().find(ref)
+
+
 def jobs_using(names) -> dict[str, list[str]]:
     """Secret name -> the running jobs (ids, with names) that use it, on every backend."""
     wanted = set(names)
@@ -122,7 +130,7 @@ def logs(
     """Show a job's output (stdout to stdout, stderr to stderr), secret values masked."""
     from launcher.runtime.docker import pump
 
-    backend, found = _registry().find(job)
+    backend, found = _find(job)
     masker = None if no_mask else _masker_for(found)
     try:
         pump(backend.logs(found, follow=follow, tail=tail), masker)
@@ -166,6 +174,10 @@ def rm(
 
 def _on_each(refs: list[str], act, done: str) -> None:
     """Find every job first (a bad name changes nothing), then act on each, then sweep what they leave."""
+    from launcher.jobs import check_ref
+
+    for ref in refs:  # before the engine is asked anything
+        check_ref(ref)
     registry = _registry()
     found = [registry.find(ref) for ref in refs]
     for backend, job in found:
@@ -179,7 +191,7 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="JSON on stdout."),
 ) -> None:
     """The job as it was run: template, image, command, mounts, secret names and versions; never a value."""
-    backend, found = _registry().find(job)
+    backend, found = _find(job)
     data = backend.inspect(found)
     if as_json:
         write_json(data, sort_keys=True)

@@ -1,0 +1,60 @@
+"""Hostile and careless input (issue 17): every bad input gets one line on stderr and a documented exit code,
+nothing is half-done, and no input is read without a bound. Through the real CLI unless noted."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import TEST_IMAGE, detach, job_containers, run_launch
+
+from launcher.errors import NotFound, UsageError
+from launcher.jobs import Job, match
+
+
+def one_error_line(result, code: int) -> str:
+    """The single `launch: error:` line of a failed command with exit `code` (and no traceback)."""
+    stderr = result.stderr.decode(errors="replace")
+    assert result.returncode == code, stderr
+    assert "Traceback" not in stderr and "internal error" not in stderr, stderr
+    lines = stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("launch: error: "), stderr
+    return lines[0]
+
+
+# -- 1. job references -------------------------------------------------------------------------------------------
+
+
+def _job(job_id: str, name: str | None = None) -> Job:
+    return Job(id=job_id, name=name, image="i", status="exited", created=0.0, exit_code=0)
+
+
+@pytest.mark.parametrize("ref", ["", " ", "\t\n"])
+def test_an_empty_or_blank_reference_matches_nothing(ref):
+    with pytest.raises(UsageError, match="empty job reference"):
+        match([_job("0123456789")], ref)
+
+
+def test_a_prefix_needs_four_characters_but_a_name_matches_exactly():
+    jobs = [_job("0123456789", "ab"), _job("abcdef0123")]
+    assert match(jobs, "ab").id == "0123456789"  # a short name, exactly
+    assert match(jobs, "0123").id == "0123456789"
+    assert match(jobs, "0123456789").id == "0123456789"
+    with pytest.raises(UsageError, match="at least 4 characters"):
+        match(jobs, "012")
+    with pytest.raises(NotFound):
+        match(jobs, "fffff")
+
+
+@pytest.mark.docker
+def test_rm_stop_inspect_logs_refuse_an_empty_or_short_reference(docker):
+    job = detach("--image", TEST_IMAGE, "--", "sleep", "30")
+    for command in ("rm", "stop", "inspect", "logs"):
+        for ref in ("", "  "):
+            line = one_error_line(run_launch(command, ref), 2)
+            assert "empty job reference" in line and "at least 4 characters" in line
+        line = one_error_line(run_launch(command, job[:3]), 2)
+        assert f"'{job[:3]}'" in line and "at least 4 characters" in line
+    assert run_launch("rm", "--force", job, "").returncode == 2  # one bad reference: nothing is done
+    assert [c["State"] for c in job_containers(docker, job)] == ["running"]
+    assert run_launch("inspect", job[:4]).returncode == 0
+    assert run_launch("rm", "--force", job[:4]).returncode == 0
+    assert job_containers(docker, job) == []
