@@ -58,3 +58,36 @@ def test_rm_stop_inspect_logs_refuse_an_empty_or_short_reference(docker):
     assert run_launch("inspect", job[:4]).returncode == 0
     assert run_launch("rm", "--force", job[:4]).returncode == 0
     assert job_containers(docker, job) == []
+
+
+# -- 8. a store.db emptied or gone beside its key file ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_a_store_emptied_or_gone_beside_its_key_file_is_refused_never_rebuilt(launch_home, damage):
+    assert run_launch("secret", "add", "k", "-", input=b"v").returncode == 0
+    db, key = launch_home / "store.db", launch_home / "key"
+    key_bytes = key.read_bytes()
+    if damage == "truncate":
+        db.write_bytes(b"")
+    else:
+        db.unlink()
+    for args in (
+        ("secret", "ls"),
+        ("secret", "add", "k2", "-"),
+        ("secret", "show", "k"),
+        ("run", "--image", "x", "-e", "T=secret:k"),
+    ):
+        line = one_error_line(run_launch(*args, input=b"v2"), 5)
+        assert str(db) in line and ("restore" in line) and "backup" in line, line
+    assert key.read_bytes() == key_bytes  # nothing was made beside it
+    assert (db.read_bytes() == b"") if damage == "truncate" else not db.exists()
+
+
+def test_a_creation_cut_short_after_its_key_file_is_finished_by_the_next_write(launch_home):
+    assert run_launch("secret", "add", "k", "-", input=b"v").returncode == 0
+    (launch_home / "store.db").rename(launch_home / ".store-00ff.tmp")  # as left between key file and link
+    assert run_launch("secret", "add", "k2", "-", input=b"v").returncode == 0
+    names = run_launch("secret", "ls", "--json").stdout
+    assert b'"k"' in names and b'"k2"' in names
+    assert not (launch_home / ".store-00ff.tmp").exists()
