@@ -15,11 +15,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 
 from launcher import dotenv
 from launcher import references as refs
 from launcher.errors import LaunchError, NotFound, TemplateError, UsageError
+from launcher.inputs import read_limited
 from launcher.references import Invalid
 from launcher.schema import IMAGE, NAME, NAME_HINT
 from launcher.spec import BindMount, EnvVar, SecretFile, Spec
@@ -126,7 +126,7 @@ def _env_flag(arg: str, environ: Mapping[str, str]) -> tuple[EnvVar, SecretFile 
 def _env_file(path: str) -> list[tuple[EnvVar, SecretFile | None]]:
     """The entries of a dotenv file; their values follow the reference rules, their origins are 'FILE:LINE'."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_limited(path).decode("utf-8")
     except FileNotFoundError:
         raise NotFound(f"--env-file {path}: no such file") from None
     except UnicodeDecodeError:

@@ -3,8 +3,12 @@ nothing is half-done, and no input is read without a bound. Through the real CLI
 
 from __future__ import annotations
 
+import json
+import resource
+import subprocess
+
 import pytest
-from conftest import TEST_IMAGE, detach, job_containers, run_launch
+from conftest import TEST_IMAGE, detach, job_containers, launch_cmd, run_launch
 
 from launcher.errors import NotFound, UsageError
 from launcher.jobs import Job, match
@@ -91,3 +95,59 @@ def test_a_creation_cut_short_after_its_key_file_is_finished_by_the_next_write(l
     names = run_launch("secret", "ls", "--json").stdout
     assert b'"k"' in names and b'"k2"' in names
     assert not (launch_home / ".store-00ff.tmp").exists()
+
+
+# -- 5. no input is read without a bound ---------------------------------------------------------------------------
+
+
+def _capped(*args: str, stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
+    """`launch ARGS` with its address space capped at 1 GiB: reading /dev/zero whole fails fast, not at 3 GiB."""
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    return subprocess.run([*launch_cmd(), *args], stdin=stdin, capture_output=True, timeout=60, preexec_fn=cap)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("secret", "add", "new", "@/dev/zero"),
+        ("secret", "edit", "k", "@/dev/zero"),
+        ("secret", "import", "/dev/zero"),
+        ("run", "--env-file", "/dev/zero", "--image", TEST_IMAGE),
+    ],
+)
+def test_endless_files_are_refused_after_reading_at_most_the_limit(args):
+    assert run_launch("secret", "add", "k", "-", input=b"v").returncode == 0
+    line = one_error_line(_capped(*args), 2)
+    assert "/dev/zero" in line and "larger than the limit of 1 MiB (1048576 bytes)" in line
+
+
+def test_an_endless_stdin_is_refused_after_reading_at_most_the_limit():
+    with open("/dev/zero", "rb") as zero:
+        line = one_error_line(_capped("secret", "add", "k", "-", stdin=zero), 2)
+    assert "stdin" in line and "larger than the limit of 1 MiB" in line
+    assert run_launch("secret", "ls", "--json").stdout.strip() == b"[]"  # nothing half-done
+
+
+def test_a_value_of_exactly_the_limit_is_taken_from_a_file_and_from_stdin(tmp_path):
+    value = bytes(range(256)) * 4096  # 1 MiB
+    (tmp_path / "v").write_bytes(value)
+    assert run_launch("secret", "add", "f", f"@{tmp_path / 'v'}").returncode == 0
+    assert run_launch("secret", "add", "s", "-", input=value + b"\r\n").returncode == 0
+    sizes = {s["name"]: s["size"] for s in json.loads(run_launch("secret", "ls", "--json").stdout)}
+    assert sizes == {"f": len(value), "s": len(value)}
+    (tmp_path / "v").write_bytes(value + b"x")
+    assert "larger than the limit" in one_error_line(run_launch("secret", "add", "g", f"@{tmp_path / 'v'}"), 2)
+
+
+def test_a_template_over_1_mib_is_refused_after_reading_at_most_the_limit(tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"image: x\n" + b"# padding\n" * 110_000)
+    line = one_error_line(run_launch("run", "--dry-run", str(big)), 6)
+    assert str(big) in line and "larger than the limit of 1 MiB" in line
+    env = tmp_path / "big.env"
+    env.write_bytes(b"# padding\n" * 110_000)
+    line = one_error_line(run_launch("run", "--env-file", str(env), "--image", TEST_IMAGE), 2)
+    assert str(env) in line and "larger than the limit of 1 MiB" in line
