@@ -151,3 +151,21 @@ def test_a_template_over_1_mib_is_refused_after_reading_at_most_the_limit(tmp_pa
     env.write_bytes(b"# padding\n" * 110_000)
     line = one_error_line(run_launch("run", "--env-file", str(env), "--image", TEST_IMAGE), 2)
     assert str(env) in line and "larger than the limit of 1 MiB" in line
+
+
+# -- 6. an env secret over the kernel's limit for one environment string ------------------------------------------
+
+
+@pytest.mark.docker
+def test_an_env_secret_over_128_kib_is_refused_before_anything_is_created(docker, launch_home, tmp_path):
+    fits = 131072 - len("BIG=") - 1  # the longest value the kernel takes for BIG (MAX_ARG_STRLEN, NUL included)
+    (tmp_path / "fits").write_bytes(b"a" * fits)
+    (tmp_path / "over").write_bytes(b"a" * (fits + 1))
+    assert run_launch("secret", "add", "fits", f"@{tmp_path / 'fits'}").returncode == 0
+    assert run_launch("secret", "add", "over", f"@{tmp_path / 'over'}").returncode == 0
+    ok = run_launch("run", "--rm", "--image", TEST_IMAGE, "-e", "BIG=secret:fits", "--", "sh", "-c", 'echo "${#BIG}"')
+    assert ok.returncode == 0 and ok.stdout == f"{fits}\n".encode(), ok.stderr  # the job got it whole
+    line = one_error_line(run_launch("run", "--image", TEST_IMAGE, "-e", "BIG=secret:over", "--", "true"), 2)
+    assert "variable BIG" in line and "131072" in line and "BIG_FILE: secret-file:over" in line
+    log = (launch_home / "usage.log").read_text().splitlines()
+    assert len(log) == 1  # only the first job started
