@@ -43,17 +43,25 @@ def container_name(job_id: str, name: str | None) -> str:
     return name or f"launch-{job_id}"
 
 
+MAX_DURATION = 365 * 86400  # the longest --life-span: a year
+
+
 def parse_duration(text: str) -> int:
-    """'90s', '30m', '2h', '1d', '1h30m' -> seconds (Apolo's --life-span format)."""
+    """'90s', '30m', '2h', '1d', '1h30m' -> seconds (Apolo's --life-span format), at most MAX_DURATION."""
     text = text.strip().lower()
     pos, total = 0, 0
     for m in _DURATION.finditer(text):
         if m.start() != pos:
             break
-        total += int(m.group(1)) * _UNITS[m.group(2)]
+        digits = m.group(1).lstrip("0") or "0"
+        # more digits than any count of seconds up to the bound: never converted (int() of 4,300 digits fails)
+        total += int(digits) * _UNITS[m.group(2)] if len(digits) <= 9 else MAX_DURATION + 1
         pos = m.end()
+    shown = text if len(text) <= 40 else text[:37] + "..."
     if pos != len(text) or total <= 0:
-        raise UsageError(f"invalid duration {text!r}: use e.g. 90s, 30m, 2h, 1d or 1h30m")
+        raise UsageError(f"invalid duration {shown!r}: use e.g. 90s, 30m, 2h, 1d or 1h30m (at most 365d)")
+    if total > MAX_DURATION:
+        raise UsageError(f"duration {shown!r} is too long: at most 365d (a year)")
     return total
 
 

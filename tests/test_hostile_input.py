@@ -11,7 +11,7 @@ import pytest
 from conftest import TEST_IMAGE, detach, job_containers, launch_cmd, run_launch
 
 from launcher.errors import NotFound, UsageError
-from launcher.jobs import Job, match
+from launcher.jobs import Job, match, parse_duration
 
 
 def one_error_line(result, code: int) -> str:
@@ -169,3 +169,22 @@ def test_an_env_secret_over_128_kib_is_refused_before_anything_is_created(docker
     assert "variable BIG" in line and "131072" in line and "BIG_FILE: secret-file:over" in line
     log = (launch_home / "usage.log").read_text().splitlines()
     assert len(log) == 1  # only the first job started
+
+
+# -- 7. --life-span bounds -------------------------------------------------------------------------------------------
+
+
+def test_durations_are_bounded_by_a_year():
+    assert parse_duration("365d") == 365 * 86400
+    assert parse_duration("364d23h59m60s") == 365 * 86400
+    for text in ("366d", "99999d", "1" + "0" * 400 + "s", "9" * 5000 + "s", "365d1s"):
+        with pytest.raises(UsageError, match=r"too long: at most 365d"):
+            parse_duration(text)
+    with pytest.raises(UsageError, match=r"invalid duration '': "):
+        parse_duration("")
+
+
+@pytest.mark.parametrize("span", ["1" + "0" * 400 + "s", "99999d"])
+def test_run_refuses_a_life_span_over_a_year_before_anything_starts(span):
+    line = one_error_line(run_launch("run", "--life-span", span, "--image", TEST_IMAGE, "--", "true"), 2)
+    assert "too long: at most 365d" in line and len(line) < 200
