@@ -25,6 +25,7 @@ LABEL_BACKEND = "launch.backend"
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 _DURATION = re.compile(r"(\d+)([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+EMPTY_NAME = "--name: empty job name: give a name, or leave --name out"
 MIN_PREFIX = 4  # the shortest id prefix that names a job (git's minimum abbreviation)
 
 
@@ -34,6 +35,9 @@ def new_id() -> str:
 
 
 def check_name(name: str) -> str:
+    """`name` if it can name a job; an empty one is an error, never "no name" (`--name "$NAME"`, NAME unset)."""
+    if not name.strip():
+        raise UsageError(EMPTY_NAME)
     if not _NAME.match(name):
         raise UsageError(f"invalid job name {name!r}: use letters, digits, '_', '.', '-' (at most 63)")
     return name

@@ -100,6 +100,10 @@ def _image(image: str) -> str:
 
 
 def _name(name: str) -> str:
+    if not name.strip():
+        from launcher.jobs import EMPTY_NAME
+
+        raise UsageError(EMPTY_NAME)
     if re.fullmatch(NAME, name) is None:
         raise UsageError(f"--name: invalid container name (use {NAME_HINT})")
     return name

@@ -688,12 +688,12 @@ class Store:
         try:
             db = sqlite3.connect(f"{path.as_uri()}?mode=rw", uri=True, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the store {self._db_path}: {exc}") from None
+            raise StoreError(f"cannot open the store {path}: {_one_line(exc)}") from None
         try:
             db.execute("PRAGMA synchronous = FULL")  # a committed write survives a power cut, not just a crash
             yield db
         except sqlite3.Error as exc:
-            raise StoreError(f"the store {self._db_path} cannot be used: {exc}") from None
+            raise StoreError(f"the store {path} cannot be used: {_one_line(exc)}") from None
         finally:
             db.close()  # an uncommitted transaction is rolled back
 
@@ -708,6 +708,11 @@ class Store:
                 f"the store {self._db_path} is empty or damaged (it holds no store): restore it from a backup, or "
                 f"move it and the key file {self.home / _KEY_FILE} away to start a new, empty store"
             )
+
+
+def _one_line(exc: sqlite3.Error) -> str:
+    """SQLite's message on one line: a damaged schema's message quotes the names in it, which may hold newlines."""
+    return " ".join(str(exc).split())
 
 
 class _Lock:

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import json
 import resource
+import sqlite3
 import subprocess
+from contextlib import closing
 
 import pytest
 from conftest import TEST_IMAGE, detach, job_containers, launch_cmd, run_launch
 
-from launcher.errors import NotFound, UsageError
-from launcher.jobs import Job, match, parse_duration
+from launcher import overrides
+from launcher.cli.main import one_line
+from launcher.errors import NotFound, StoreError, UsageError
+from launcher.jobs import Job, check_name, match, parse_duration
+from launcher.spec import Spec
+from launcher.store import Store
 
 
 def one_error_line(result, code: int) -> str:
@@ -188,3 +194,36 @@ def test_durations_are_bounded_by_a_year():
 def test_run_refuses_a_life_span_over_a_year_before_anything_starts(span):
     line = one_error_line(run_launch("run", "--life-span", span, "--image", TEST_IMAGE, "--", "true"), 2)
     assert "too long: at most 365d" in line and len(line) < 200
+
+
+# -- 9. one line, always; --name '' ------------------------------------------------------------------------------------
+
+
+def test_a_damaged_schema_is_reported_on_one_line(launch_home):
+    assert run_launch("secret", "add", "k", "-", input=b"v").returncode == 0
+    with closing(sqlite3.connect(launch_home / "store.db", isolation_level=None)) as db:
+        db.execute("PRAGMA writable_schema=ON")
+        db.execute("UPDATE sqlite_master SET name = 'secrets\nsecond line' WHERE name = 'secrets'")
+    with pytest.raises(StoreError) as info:
+        Store.open(launch_home).list()
+    assert "\n" not in str(info.value) and "malformed database schema" in str(info.value)
+    line = one_error_line(run_launch("secret", "ls"), 5)
+    assert "malformed database schema (secrets second line)" in line
+
+
+def test_every_message_is_one_line_at_the_entry_point():
+    assert one_line("a\nb\r\n  c\n") == "a b c" and one_line("plain") == "plain"
+
+
+@pytest.mark.parametrize("name", ["", "  "])
+def test_an_empty_job_name_is_an_error_not_no_name(name):
+    with pytest.raises(UsageError, match="--name: empty job name"):
+        check_name(name)
+    with pytest.raises(UsageError, match="--name: empty job name"):
+        overrides.apply(Spec(image="x"), name=name, environ={})
+
+
+@pytest.mark.xfail(strict=True, reason="cli/run.py passes `--name ''` on as no name (`if name`): see the report")
+def test_run_refuses_an_empty_name():
+    line = one_error_line(run_launch("run", "--dry-run", "--name", "", "--image", TEST_IMAGE), 2)
+    assert "--name: empty job name" in line
