@@ -39,11 +39,13 @@ class Outcome:
             return True
         return b"Traceback" in self.stderr and OUR_FILES.encode() not in self.stderr
 
-    def problem(self, finished_codes: tuple[int, ...] = (0,)) -> str | None:
+    def problem(self, finished_codes: tuple[int, ...] = (0,), max_lines: int | None = 1) -> str | None:
+        """What is wrong with this outcome of a SIGINT, or None; `max_lines` None lets a stopping job's progress
+        notes through."""
         lines = self.stderr.decode(errors="replace").splitlines()
         if b"Traceback" in self.stderr:
             return "a traceback on stderr"
-        if len(lines) > 1 and self.code == 130:
+        if max_lines is not None and len(lines) > max_lines and self.code == 130:
             return f"{len(lines)} lines on stderr"
         if self.code != 130 and self.code not in finished_codes:
             return f"exit code {self.code}"
