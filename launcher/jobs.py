@@ -69,6 +69,15 @@ def parse_duration(text: str) -> int:
     return total
 
 
+def check_count(flag: str, value: int | None, most: int) -> int | None:
+    """A whole-number option (`--tail`, `--time`) from 0 to `most`; the engine would misread anything else."""
+    if value is not None and not 0 <= value <= most:
+        raise UsageError(
+            f"{flag}: {value if len(str(value)) <= 20 else 'a number that large'} is out of range (0-{most})"
+        )
+    return value
+
+
 def format_age(seconds: float) -> str:
     seconds = max(0, int(seconds))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):

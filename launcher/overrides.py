@@ -40,6 +40,13 @@ def apply(
     environ: Mapping[str, str],
 ) -> Spec:
     """`spec` with the command line's settings applied, then `validate`d. An empty `command` keeps the template's."""
+    _check_text(
+        [("--image", image or ""), ("--name", name or "")]
+        + [("--env", arg.partition("=")[0]) for arg in env]
+        + [(f"--env {arg.partition('=')[0]}", arg) for arg in env]
+        + [("--volume", text) for text in volumes]
+        + [("the command", arg) for arg in command or ()]
+    )
     entries = [entry for path in env_files for entry in _env_file(path)]
     entries += [_env_flag(arg, environ) for arg in env]
     variables, dropped = _merge_env(spec.env, [variable for variable, _ in entries])
@@ -61,6 +68,16 @@ def apply(
         binds=tuple(m for m in mounts if isinstance(m, BindMount)),
     )
     return validate(merged)
+
+
+def _check_text(values: Iterable[tuple[str, str]]) -> None:
+    """The engine's API is JSON: an argument that is not UTF-8 (a shell's `$'\\xff'`) would reach the job changed
+    (as U+FFFD), so it is refused, naming where it is and never quoting it (it may hold a value)."""
+    for where, text in values:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(f"{where}: not UTF-8 text (the engine's API carries only text)") from None
 
 
 def validate(spec: Spec) -> Spec:
@@ -122,6 +139,7 @@ def _env_flag(arg: str, environ: Mapping[str, str]) -> tuple[EnvVar, SecretFile 
     try:
         if equals:
             return refs.parse_env_entry(name, value, origin)
+        _check_text([(f"{origin} (from your environment)", environ[name])])
         return EnvVar(name, refs.literal(environ[name]), origin), None
     except Invalid as exc:
         raise UsageError(f"{origin}: {exc}") from None

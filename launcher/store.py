@@ -854,7 +854,7 @@ def _stat_private(path: Path, follow_symlinks: bool = False) -> os.stat_result |
 
 
 def _open_private(path: Path, flags: int) -> int:
-    """Open a store file (never through a symlink) and check it is private; a file it creates is 0600.
+    """Open a store file (never through a symlink) and check it is a private regular file; one it creates is 0600.
 
     FileNotFoundError passes through (callers decide what a missing file means); other errors are StoreError.
     """
@@ -865,9 +865,13 @@ def _open_private(path: Path, flags: int) -> int:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise StoreError(f"refusing to use {path}: it is a symbolic link") from None
+        if exc.errno == errno.EISDIR:
+            raise _not_a_file(path, "a folder") from None
         raise StoreError(f"cannot open {path}: {exc.strerror}") from None
     try:
         st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # a folder (or a device) where a store file belongs
+            raise _not_a_file(path, "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file")
         _check_private(path, st)
         if flags & os.O_CREAT and stat.S_IMODE(st.st_mode) != 0o600:
             os.fchmod(fd, 0o600)  # the umask took bits away
@@ -875,6 +879,10 @@ def _open_private(path: Path, flags: int) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def _not_a_file(path: Path, kind: str) -> StoreError:
+    return StoreError(f"refusing to use {path}: it is {kind}; a store file belongs there")
 
 
 def _fsync_dir(path: Path) -> None:

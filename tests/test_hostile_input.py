@@ -4,6 +4,7 @@ nothing is half-done, and no input is read without a bound. Through the real CLI
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sqlite3
 import subprocess
@@ -227,3 +228,53 @@ def test_an_empty_job_name_is_an_error_not_no_name(name):
 def test_run_refuses_an_empty_name():
     line = one_error_line(run_launch("run", "--dry-run", "--name", "", "--image", TEST_IMAGE), 2)
     assert "--name: empty job name" in line
+
+
+# -- 10. inputs that ended in a bare `internal error (...)` -------------------------------------------------------
+
+NOT_UTF8 = os.fsdecode(b"caf\xe9")  # a Latin-1 argument, as a shell's $'caf\xe9' passes it
+
+
+@pytest.mark.parametrize(
+    ("args", "where"),
+    [
+        (("--image", NOT_UTF8), "--image"),  # was: internal error (UnicodeEncodeError)
+        (("--image", TEST_IMAGE, "-e", f"X={NOT_UTF8}"), "--env X"),  # was: the job got U+FFFD instead
+        (("--image", TEST_IMAGE, "--", "echo", NOT_UTF8), "the command"),
+        (("--image", TEST_IMAGE, "-v", f"/tmp/{NOT_UTF8}:/x"), "--volume"),
+    ],
+)
+def test_an_argument_that_is_not_utf8_is_refused_naming_where(args, where):
+    line = one_error_line(run_launch("run", "--dry-run", *args), 2)
+    assert line == f"launch: error: {where}: not UTF-8 text (the engine's API carries only text)"
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (("stop", "-t", "9" * 23, "abcd"), "--time"),  # was: internal error (OverflowError)
+        (("stop", "-t", "9" * 5000, "abcd"), "--time"),  # was: internal error (ValueError), int() of 5,000 digits
+        (("stop", "-t", "-5", "abcd"), "--time"),  # was: accepted (the engine's "no grace period")
+        (("logs", "--tail", "-1", "abcd"), "--tail"),  # was: every line
+        (("logs", "--tail", "9" * 5000, "abcd"), "--tail"),
+    ],
+)
+def test_numbers_out_of_range_are_refused_before_the_engine_is_asked(args, flag):
+    line = one_error_line(run_launch(*args, env={"DOCKER_HOST": "unix:///nonexistent"}), 2)
+    assert line.startswith(f"launch: error: {flag}: ") and "out of range" in line and len(line) < 120
+
+
+SHOW, ADD, RUN = ("secret", "show", "k"), ("secret", "add", "k2", "-"), ("run", "--image", "x", "-e", "T=secret:k")
+
+
+@pytest.mark.parametrize(("file", "commands"), [("key", [ADD, RUN]), ("usage.log", [SHOW]), ("lock", [ADD, RUN])])
+def test_a_folder_where_a_store_file_belongs_is_refused(launch_home, file, commands):
+    """Was: internal error (IsADirectoryError) for `key` (any decryption) and `usage.log` (`secret show`)."""
+    assert run_launch("secret", "add", "k", "-", input=b"v").returncode == 0
+    assert run_launch("run", "--rm", "--image", TEST_IMAGE, "-e", "T=secret:k", "--", "true").returncode == 0
+    path = launch_home / file
+    path.rename(launch_home / f"{file}.bak")
+    path.mkdir(mode=0o700)
+    for args in commands:
+        line = one_error_line(run_launch(*args, input=b"v2"), 5)
+        assert f"refusing to use {path}: it is a folder" in line

@@ -128,8 +128,10 @@ def logs(
     no_mask: bool = typer.Option(False, "--no-mask", help="Do not mask secret values."),
 ) -> None:
     """Show a job's output (stdout to stdout, stderr to stderr), secret values masked."""
+    from launcher.jobs import check_count
     from launcher.runtime.docker import pump
 
+    check_count("--tail", tail, 10**9)
     backend, found = _find(job)
     masker = None if no_mask else _masker_for(found)
     try:
@@ -161,6 +163,9 @@ def stop(
     time_: int = typer.Option(10, "--time", "-t", help="Seconds to wait before killing."),
 ) -> None:
     """Stop running jobs (SIGTERM, then SIGKILL after the grace period)."""
+    from launcher.jobs import MAX_DURATION, check_count
+
+    check_count("--time", time_, MAX_DURATION)
     _on_each(jobs, lambda backend, job: backend.stop(job, grace=time_), "stopped")
 
 
