@@ -25,6 +25,8 @@ LABEL_STORE = "launch.store"  # which store started the job: `Store.tag()`, a ha
 
 _DURATION = re.compile(r"(\d+)([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+EMPTY_NAME = "--name: empty job name: give a name, or leave --name out"
+MIN_PREFIX = 4  # the shortest id prefix that names a job (git's minimum abbreviation)
 
 
 def new_id() -> str:
@@ -33,9 +35,12 @@ def new_id() -> str:
 
 
 def check_name(name: str) -> str:
-    """`name` if it can name a job (launcher.names, the one rule), else UsageError."""
+    """`name` if it can name a job (launcher.names, the one rule), else UsageError; an empty one is an error,
+    never "no name" (`--name "$NAME"` with NAME unset)."""
     from launcher.names import job_name_problem
 
+    if not name.strip():
+        raise UsageError(EMPTY_NAME)
     problem = job_name_problem(name)
     if problem:
         raise UsageError(f"--name: {problem}")
@@ -46,18 +51,35 @@ def container_name(job_id: str, name: str | None) -> str:
     return name or f"launch-{job_id}"
 
 
+MAX_DURATION = 365 * 86400  # the longest --life-span: a year
+
+
 def parse_duration(text: str) -> int:
-    """'90s', '30m', '2h', '1d', '1h30m' -> seconds (Apolo's --life-span format)."""
+    """'90s', '30m', '2h', '1d', '1h30m' -> seconds (Apolo's --life-span format), at most MAX_DURATION."""
     text = text.strip().lower()
     pos, total = 0, 0
     for m in _DURATION.finditer(text):
         if m.start() != pos:
             break
-        total += int(m.group(1)) * _UNITS[m.group(2)]
+        digits = m.group(1).lstrip("0") or "0"
+        # more digits than any count of seconds up to the bound: never converted (int() of 4,300 digits fails)
+        total += int(digits) * _UNITS[m.group(2)] if len(digits) <= 9 else MAX_DURATION + 1
         pos = m.end()
+    shown = text if len(text) <= 40 else text[:37] + "..."
     if pos != len(text) or total <= 0:
-        raise UsageError(f"invalid duration {text!r}: use e.g. 90s, 30m, 2h, 1d or 1h30m")
+        raise UsageError(f"invalid duration {shown!r}: use e.g. 90s, 30m, 2h, 1d or 1h30m (at most 365d)")
+    if total > MAX_DURATION:
+        raise UsageError(f"duration {shown!r} is too long: at most 365d (a year)")
     return total
+
+
+def check_count(flag: str, value: int | None, most: int) -> int | None:
+    """A whole-number option (`--tail`, `--time`) from 0 to `most`; the engine would misread anything else."""
+    if value is not None and not 0 <= value <= most:
+        raise UsageError(
+            f"{flag}: {value if len(str(value)) <= 20 else 'a number that large'} is out of range (0-{most})"
+        )
+    return value
 
 
 def format_age(seconds: float) -> str:
@@ -183,13 +205,27 @@ def secrets_from_labels(labels: dict[str, str]) -> dict[str, int]:
     return {str(k): int(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
+def check_ref(ref: str) -> str:
+    """A job reference that can mean something: never empty or blank (`launch rm "$JOB"` with an empty variable)."""
+    if not ref.strip():
+        raise UsageError(
+            f"empty job reference {ref!r}: give a job id, a prefix of it (at least {MIN_PREFIX} characters) or a name"
+        )
+    return ref
+
+
 def match(jobs: list[Job], ref: str) -> Job:
-    """The one job whose id, id prefix or name is `ref`."""
+    """The one job whose id or name is `ref`, else whose id starts with `ref` (at least MIN_PREFIX characters)."""
     from launcher.errors import NotFound
 
+    check_ref(ref)
     exact = [j for j in jobs if ref in (j.id, j.name)]
     if len(exact) == 1:
         return exact[0]
+    if not exact and len(ref) < MIN_PREFIX:
+        raise UsageError(
+            f"no job is named {ref!r}, and an id prefix needs at least {MIN_PREFIX} characters (see `launch ps -a`)"
+        )
     candidates = exact or [j for j in jobs if j.id.startswith(ref)]
     if not candidates:
         raise NotFound(f"no job {ref!r} (see `launch ps -a`)")

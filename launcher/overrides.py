@@ -15,11 +15,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 
 from launcher import dotenv
 from launcher import references as refs
 from launcher.errors import LaunchError, NotFound, TemplateError, UsageError
+from launcher.inputs import read_limited
 from launcher.references import Invalid
 from launcher.schema import IMAGE
 from launcher.spec import BindMount, EnvVar, SecretFile, Spec
@@ -40,6 +40,13 @@ def apply(
     environ: Mapping[str, str],
 ) -> Spec:
     """`spec` with the command line's settings applied, then `validate`d. An empty `command` keeps the template's."""
+    _check_text(
+        [("--image", image or ""), ("--name", name or "")]
+        + [("--env", arg.partition("=")[0]) for arg in env]
+        + [(f"--env {arg.partition('=')[0]}", arg) for arg in env]
+        + [("--volume", text) for text in volumes]
+        + [("the command", arg) for arg in command or ()]
+    )
     entries = [entry for path in env_files for entry in _env_file(path)]
     entries += [_env_flag(arg, environ) for arg in env]
     variables, dropped = _merge_env(spec.env, [variable for variable, _ in entries])
@@ -61,6 +68,16 @@ def apply(
         binds=tuple(m for m in mounts if isinstance(m, BindMount)),
     )
     return validate(merged)
+
+
+def _check_text(values: Iterable[tuple[str, str]]) -> None:
+    """The engine's API is JSON: an argument that is not UTF-8 (a shell's `$'\\xff'`) would reach the job changed
+    (as U+FFFD), so it is refused, naming where it is and never quoting it (it may hold a value)."""
+    for where, text in values:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(f"{where}: not UTF-8 text (the engine's API carries only text)") from None
 
 
 def validate(spec: Spec) -> Spec:
@@ -118,6 +135,7 @@ def _env_flag(arg: str, environ: Mapping[str, str]) -> tuple[EnvVar, SecretFile 
     try:
         if equals:
             return refs.parse_env_entry(name, value, origin)
+        _check_text([(f"{origin} (from your environment)", environ[name])])
         return EnvVar(name, refs.literal(environ[name]), origin), None
     except Invalid as exc:
         raise UsageError(f"{origin}: {exc}") from None
@@ -126,7 +144,7 @@ def _env_flag(arg: str, environ: Mapping[str, str]) -> tuple[EnvVar, SecretFile 
 def _env_file(path: str) -> list[tuple[EnvVar, SecretFile | None]]:
     """The entries of a dotenv file; their values follow the reference rules, their origins are 'FILE:LINE'."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_limited(path).decode("utf-8")
     except FileNotFoundError:
         raise NotFound(f"--env-file {path}: no such file") from None
     except UnicodeDecodeError:

@@ -43,16 +43,35 @@ def resolve(spec: Spec, revealed: Mapping[str, Revealed]) -> Plan:
     """`spec` with every reference replaced by its value from `revealed` (name -> value and version).
 
     A secret spliced into an environment variable must be UTF-8 text without NUL bytes (an environment cannot
-    carry anything else); a binary secret belongs in a file mount, which takes any bytes.
+    carry anything else), and the variable at most MAX_ENV_STRING bytes; such a secret belongs in a file mount,
+    which takes any bytes.
     """
     keys = spec.secret_keys()
     missing = [key for key in keys if key not in revealed]
     if missing:
         raise NotFound(f"secret{'s' if len(missing) > 1 else ''} not found: {', '.join(missing)}")
     env = tuple((v.name, _join(v, revealed)) for v in spec.env if not v.is_secret)
-    secret_env = tuple((v.name, _join(v, revealed)) for v in spec.env if v.is_secret)
+    secret_env = tuple((v.name, _sized(v, _join(v, revealed))) for v in spec.env if v.is_secret)
     files = tuple((f, bytes(revealed[f.key].value)) for f in spec.secret_files)
     return Plan(spec, env, secret_env, files, {key: revealed[key].version for key in keys})
+
+
+MAX_ENV_STRING = 131072  # the kernel's MAX_ARG_STRLEN: one "NAME=value" string, its NUL included
+
+
+def _sized(variable: EnvVar, value: str) -> str:
+    """`value`, unless the kernel would refuse the variable at the job's exec ("Argument list too long")."""
+    size = len(variable.name.encode()) + 1 + len(value.encode()) + 1
+    if size <= MAX_ENV_STRING:
+        return value
+    keys = list(dict.fromkeys(part.key for part in variable.parts if isinstance(part, SecretRef)))
+    where = f" ({variable.origin})" if variable.origin else ""
+    named = f"secret{'s' if len(keys) > 1 else ''} {', '.join(repr(k) for k in keys)}"
+    raise UsageError(
+        f"variable {variable.name}{where}: with {named} it is {size} bytes, over the kernel's limit of "
+        f"{MAX_ENV_STRING} for one environment variable (NAME=value and a NUL); deliver it as a file instead, "
+        f"e.g. {variable.name}_FILE: secret-file:{keys[0]}"
+    )
 
 
 def _join(variable: EnvVar, revealed: Mapping[str, Revealed]) -> str:

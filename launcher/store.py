@@ -43,7 +43,7 @@ import stat
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -63,6 +63,7 @@ _PENDING_KEY_FILE = "key.new"
 _LOCK_FILE = "lock"
 _USAGE_FILE = "usage.log"
 _TEMP_KEY = re.compile(r"\.key-[0-9a-f]+\.tmp")
+_TEMP_DB = re.compile(r"\.store-[0-9a-f]+\.tmp(-wal|-shm|-journal)?")  # a store being made (see Store._create)
 _SCHEMA_VERSION = 1
 _METADATA = "name, description, created, updated, version, size"  # SecretInfo's fields, in order
 _BUSY_TIMEOUT_S = 30.0
@@ -487,17 +488,28 @@ class Store:
         return _Keys(header.store_id, data_key, header.key_kind)
 
     def _create(self) -> _Header:
-        """Make a new store (exclusive key lock held): a key file unless one is there, then the database."""
+        """Make a new store (exclusive key lock held, no store.db): the database under a temp name, then the key
+        file, then the database linked into place, so that a store.db is always a whole store.
+
+        A key file without a store.db proves a store existed (or that a creation was cut short after the key was
+        published: then its temp database is there and is finished here). Anything else is refused: a new store
+        beside an old key file would leave the old secrets' only key next to a store it does not open.
+        """
         from launcher import crypto
 
         key_path = self.home / _KEY_FILE
-        kek = self._read_key_file(key_path) or self._publish_key_file(key_path, crypto.new_key())
+        header = self._finish_creation(key_path)
+        if header is not None:
+            return header
+        self._check_no_orphan_key()
+        kek = crypto.new_key()
         store_id = os.urandom(16)
         header = _Header(
             store_id, KEYFILE, None, crypto.seal(kek, crypto.new_key(), crypto.data_key_ad(store_id, KEYFILE))
         )
-        os.close(_open_private(self._db_path, os.O_RDWR | os.O_CREAT))  # 0600 before SQLite, whose -wal/-shm copy it
-        with self._connection() as db:
+        temp = self.home / f".store-{os.urandom(8).hex()}.tmp"
+        os.close(_open_private(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL))  # 0600 before SQLite's -wal/-shm copy it
+        with self._connection(temp) as db:
             db.execute("PRAGMA journal_mode=WAL")  # persistent; must be set outside a transaction
             db.execute("BEGIN IMMEDIATE")
             for statement in _SCHEMA:
@@ -508,7 +520,57 @@ class Store:
             )
             db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
             db.execute("COMMIT")
+        self._publish_key_file(key_path, kek)
+        self._place(temp)
         return header
+
+    def _check_no_orphan_key(self) -> None:
+        """StoreError if a key file is there without a store.db nor a store being made beside it."""
+        key_path = self.home / _KEY_FILE
+        if _stat_private(key_path) is None or any(_TEMP_DB.fullmatch(n) for n in os.listdir(self.home)):
+            return
+        raise StoreError(
+            f"the key file {key_path} exists but the store {self._db_path} does not: restore {_DB_FILE} from a "
+            f"backup, or move {key_path} away to start a new, empty store"
+        )
+
+    def _finish_creation(self, key_path: Path) -> _Header | None:
+        """Finish a creation cut short between publishing the key file and placing the database (its temp
+        database opens with the key file); remove any other temp database. The header placed, or None."""
+        placed = None
+        for name in sorted(os.listdir(self.home)):
+            if not _TEMP_DB.fullmatch(name):
+                continue
+            temp = self.home / name
+            if placed is None and not name.endswith(("-wal", "-shm")):
+                header = self._header_of(temp)
+                if header is not None and self._opens(header, key_path):
+                    self._place(temp)
+                    placed = header
+                    continue
+            temp.unlink(missing_ok=True)
+        return placed
+
+    def _header_of(self, path: Path) -> _Header | None:
+        """The key record of the (temp) database at `path`; None if it has none or cannot be read."""
+        try:
+            with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None)) as db:
+                row = db.execute("SELECT store_id, key_kind, kdf, data_key FROM store WHERE id = 1").fetchone()
+        except sqlite3.Error:
+            return None
+        return _Header(*row) if row is not None else None
+
+    def _place(self, temp: Path) -> None:
+        """Link a whole temp database into place as store.db (never over one) and drop the temp name."""
+        try:
+            os.link(temp, self._db_path)
+        except FileExistsError:  # pragma: no cover - the exclusive key lock is held: nobody else creates
+            raise StoreError(f"the store {self._db_path} appeared while it was made; run the command again") from None
+        except OSError as exc:
+            raise StoreError(f"cannot create the store {self._db_path}: {exc.strerror}") from None
+        finally:
+            temp.unlink(missing_ok=True)
+        _fsync_dir(self.home)
 
     def _needs_repair(self, header: _Header) -> bool:
         """Whether an interrupted key change left files behind (cheap: one directory listing)."""
@@ -668,36 +730,52 @@ class Store:
     def _transaction(self, begin: str) -> Iterator[sqlite3.Connection | None]:
         """Run the body in one transaction; it commits only if the body returns. IMMEDIATE takes the write lock
         up front, so two writers that read first never deadlock: the second waits (busy_timeout) instead."""
-        if not self._home_exists() or _stat_private(self._db_path) is None:
+        if not self._home_exists():
+            yield None
+            return
+        if _stat_private(self._db_path) is None:
+            self._check_no_orphan_key()
             yield None
             return
         with self._connection() as db:
             db.execute(begin)
-            yield db if self._has_schema(db) else None
+            self._check_schema(db)
+            yield db
             db.execute("COMMIT")
 
     @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        """A connection to the existing database file; SQLite errors become StoreError (they carry no values)."""
+    def _connection(self, path: Path | None = None) -> Iterator[sqlite3.Connection]:
+        """A connection to the existing database file (store.db unless `path`); SQLite errors become StoreError
+        (they carry no values)."""
+        path = path or self._db_path
         try:
-            db = sqlite3.connect(
-                f"{self._db_path.as_uri()}?mode=rw", uri=True, timeout=_BUSY_TIMEOUT_S, isolation_level=None
-            )
+            db = sqlite3.connect(f"{path.as_uri()}?mode=rw", uri=True, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the store {self._db_path}: {exc}") from None
+            raise StoreError(f"cannot open the store {path}: {_one_line(exc)}") from None
         try:
             db.execute("PRAGMA synchronous = FULL")  # a committed write survives a power cut, not just a crash
             yield db
         except sqlite3.Error as exc:
-            raise StoreError(f"the store {self._db_path} cannot be used: {exc}") from None
+            raise StoreError(f"the store {path} cannot be used: {_one_line(exc)}") from None
         finally:
             db.close()  # an uncommitted transaction is rolled back
 
-    def _has_schema(self, db: sqlite3.Connection) -> bool:
+    def _check_schema(self, db: sqlite3.Connection) -> None:
+        """A store.db is always a whole store (see `_create`): one without our schema (emptied, truncated to 0
+        bytes, another file) is refused, never read as "no secrets yet" nor built over."""
         (version,) = db.execute("PRAGMA user_version").fetchone()
         if version > _SCHEMA_VERSION:
             raise StoreError(f"the store {self._db_path} was made by a newer version of launch")
-        return version > 0
+        if version == 0:
+            raise StoreError(
+                f"the store {self._db_path} is empty or damaged (it holds no store): restore it from a backup, or "
+                f"move it and the key file {self.home / _KEY_FILE} away to start a new, empty store"
+            )
+
+
+def _one_line(exc: sqlite3.Error) -> str:
+    """SQLite's message on one line: a damaged schema's message quotes the names in it, which may hold newlines."""
+    return " ".join(str(exc).split())
 
 
 class _Lock:
@@ -844,7 +922,7 @@ def _stat_private(path: Path, follow_symlinks: bool = False) -> os.stat_result |
 
 
 def _open_private(path: Path, flags: int) -> int:
-    """Open a store file (never through a symlink) and check it is private; a file it creates is 0600.
+    """Open a store file (never through a symlink) and check it is a private regular file; one it creates is 0600.
 
     FileNotFoundError passes through (callers decide what a missing file means); other errors are StoreError.
     """
@@ -855,9 +933,13 @@ def _open_private(path: Path, flags: int) -> int:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise StoreError(f"refusing to use {path}: it is a symbolic link") from None
+        if exc.errno == errno.EISDIR:
+            raise _not_a_file(path, "a folder") from None
         raise StoreError(f"cannot open {path}: {exc.strerror}") from None
     try:
         st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # a folder (or a device) where a store file belongs
+            raise _not_a_file(path, "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file")
         _check_private(path, st)
         if flags & os.O_CREAT and stat.S_IMODE(st.st_mode) != 0o600:
             os.fchmod(fd, 0o600)  # the umask took bits away
@@ -865,6 +947,10 @@ def _open_private(path: Path, flags: int) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def _not_a_file(path: Path, kind: str) -> StoreError:
+    return StoreError(f"refusing to use {path}: it is {kind}; a store file belongs there")
 
 
 def _fsync_dir(path: Path) -> None:

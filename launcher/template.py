@@ -23,6 +23,7 @@ from typing import Any
 from launcher import names, schema
 from launcher import references as refs
 from launcher.errors import NotFound, TemplateError
+from launcher.inputs import read_limited
 from launcher.references import Invalid
 from launcher.schema import KeyPath, fail
 from launcher.spec import BindMount, EnvVar, Port, Resources, Restart, SecretFile, SecretRef, Spec
@@ -56,7 +57,7 @@ def load(path: str | Path) -> Spec:
     """The job a template file describes. NotFound if there is no such file; TemplateError if it is invalid."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_limited(path).decode("utf-8")
     except FileNotFoundError:
         raise NotFound(f"template {str(path)!r} not found") from None
     except UnicodeDecodeError:
@@ -76,7 +77,7 @@ def parse(text: str, filename: str, base_dir: Path | None = None) -> Spec:
 
 def describe(path: str | Path) -> str:
     """A template file's `description:` (empty when it has none), for listings."""
-    doc = _load(Path(path).read_text(encoding="utf-8"), str(path))
+    doc = _load(read_limited(path).decode("utf-8"), str(path))
     schema.validate(doc.data, doc)
     return doc.text(("description",)) if "description" in doc.data else ""
 

@@ -177,3 +177,16 @@ def test_redacted_of_a_spec_and_its_plan_agree_except_versions():
     assert from_spec.pop("secrets") == {"db_pass": None, "tls": None, "token": None}
     from_plan.pop("secrets")
     assert from_spec == from_plan
+
+
+def test_a_secret_variable_over_the_kernels_limit_for_one_env_string_is_refused():
+    """MAX_ARG_STRLEN: 131072 bytes for "NAME=value" and its NUL; one byte more fails the job's exec."""
+    spec = Spec(image="x", env=(EnvVar("BIG", (SecretRef("blob"),), "--env BIG"),))
+    fits = "a" * (131072 - len("BIG=") - 1)
+    assert plan.resolve(spec, revealed(blob=fits.encode())).secret_env == (("BIG", fits),)
+    with pytest.raises(UsageError) as info:
+        plan.resolve(spec, revealed(blob=fits.encode() + b"a"))
+    assert str(info.value) == (
+        "variable BIG (--env BIG): with secret 'blob' it is 131073 bytes, over the kernel's limit of 131072 for one "
+        "environment variable (NAME=value and a NUL); deliver it as a file instead, e.g. BIG_FILE: secret-file:blob"
+    )

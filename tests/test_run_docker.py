@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import signal
+import stat
 import subprocess
 from pathlib import Path
 
@@ -369,12 +369,12 @@ def test_a_foreground_rm_job_is_removed_by_the_engine_even_if_the_launcher_is_ki
     wait_for(lambda: not job_containers(docker, job), timeout=60, what="the engine to remove the ended job")
 
 
-def test_a_foreground_rm_job_reports_its_exit_code_and_leaves_nothing(docker):
-    before = {c["Id"] for c in job_containers(docker)}
+def test_a_foreground_rm_job_reports_its_exit_code_and_leaves_nothing(docker, launch_home):
     result = run_launch("run", "--rm", "--image", TEST_IMAGE, "--", "sh", "-c", "echo out; echo err >&2; exit 7")
     assert result.returncode == 7
     assert (result.stdout, result.stderr) == (b"out\n", b"err\n")
-    assert {c["Id"] for c in job_containers(docker)} == before  # gone by the time the launcher exits
+    (record,) = (launch_home / "usage.log").read_text().splitlines()  # this job only: other tests share the engine
+    assert job_containers(docker, json.loads(record)["job"]) == []  # gone by the time the launcher exits
 
 
 def _running_job(api) -> str | None:

@@ -141,15 +141,17 @@ def _job(id, name=None):
 
 
 def test_match_by_id_prefix_and_name():
-    jobs = [_job("abc123", "web"), _job("abd456"), _job("ffff00", "abc")]
-    assert jobmod.match(jobs, "abc123").id == "abc123"
-    assert jobmod.match(jobs, "web").id == "abc123"
-    assert jobmod.match(jobs, "abd").id == "abd456"
-    assert jobmod.match(jobs, "abc").id == "ffff00"  # an exact name beats an id prefix
+    jobs = [_job("abc1230000", "web"), _job("abd4560000"), _job("ffff000000", "abc"), _job("abc1990000")]
+    assert jobmod.match(jobs, "abc1230000").id == "abc1230000"
+    assert jobmod.match(jobs, "web").id == "abc1230000"
+    assert jobmod.match(jobs, "abd4").id == "abd4560000"
+    assert jobmod.match(jobs, "abc").id == "ffff000000"  # an exact name beats an id prefix, however short
     with pytest.raises(UsageError, match="ambiguous"):
-        jobmod.match(jobs, "ab")
+        jobmod.match(jobs, "abc1")
+    with pytest.raises(UsageError, match="at least 4 characters"):
+        jobmod.match(jobs, "abd")  # a prefix shorter than 4 names nothing
     with pytest.raises(NotFound):
-        jobmod.match(jobs, "zzz")
+        jobmod.match(jobs, "zzzz")
 
 
 def test_labels_hold_names_and_versions_only():

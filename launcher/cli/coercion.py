@@ -150,4 +150,9 @@ def whole_number(text: str) -> int | None:
     digits = whole[1:] if whole[:1] in "+-" else whole
     if not (digits.isascii() and digits.isdigit()) or (dot and fraction.strip("0")):
         return None
+    if len(digits.lstrip("0")) > 100:  # int() refuses 4,300 digits; any option's range check refuses this one
+        return -HUGE if whole[:1] == "-" else HUGE
     return int(whole)
+
+
+HUGE = 10**100  # what a whole number of more than 100 digits reads as

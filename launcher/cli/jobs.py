@@ -65,6 +65,14 @@ def _registry() -> _Jobs:
     return _Jobs()
 
 
+def _find(ref: str, registry: "_Jobs | None" = None):
+    """(backend, job) for one reference; a reference that cannot mean anything is refused before the engine is asked."""
+    from launcher.jobs import check_ref
+
+    check_ref(ref)
+    return (registry or _registry()).find(ref)
+
+
 def jobs_using(names) -> dict[str, list[str]]:
     """Secret name -> the running jobs (ids, with names) that use it, on every backend."""
     wanted = set(names)
@@ -147,10 +155,12 @@ def logs(
     no_mask: bool = typer.Option(False, "--no-mask", help="Do not mask secret values."),
 ) -> None:
     """Show a job's output (stdout to stdout, stderr to stderr), secret values masked."""
+    from launcher.jobs import check_count
     from launcher.runtime.common import pump
 
+    check_count("--tail", tail, 10**9)
     registry = _registry()
-    backend, found = registry.find(job)
+    backend, found = _find(job, registry)
     masker = None if no_mask else _masker_for(found, registry)
     try:
         pump(backend.logs(found, follow=follow, tail=tail), masker)
@@ -205,6 +215,9 @@ def stop(
     time_: int = typer.Option(10, "--time", "-t", help="Seconds to wait before killing."),
 ) -> None:
     """Stop running jobs (SIGTERM, then SIGKILL after the grace period)."""
+    from launcher.jobs import MAX_DURATION, check_count
+
+    check_count("--time", time_, MAX_DURATION)
     _on_each(jobs, lambda backend, job: backend.stop(job, grace=time_), "stopped")
 
 
@@ -221,6 +234,10 @@ def rm(
 
 def _on_each(refs: list[str], act, done: str) -> None:
     """Find every job first (a bad name changes nothing), then act on each, then sweep what they leave."""
+    from launcher.jobs import check_ref
+
+    for ref in refs:  # before the engine is asked anything
+        check_ref(ref)
     registry = _registry()
     found = [registry.find(ref) for ref in refs]
     for backend, job in found:
@@ -236,7 +253,7 @@ def inspect(
     """The job as it was run: template, image, command, mounts, secret names and versions; never a value."""
     from launcher.jobs import with_iso_times
 
-    backend, found = _registry().find(job)
+    backend, found = _find(job)
     data = with_iso_times(backend.inspect(found))
     if as_json:
         write_json(data, sort_keys=True)

@@ -12,6 +12,7 @@ import sys
 
 import typer
 
+from launcher import interrupt
 from launcher.cli.coercion import LaunchGroup
 from launcher.errors import ExitCode, LaunchError
 
@@ -76,17 +77,42 @@ def __getattr__(name: str):
 
 
 def _say(message: str) -> None:
+    """One line on stderr, whatever the message holds (an SQLite error can quote schema text over two lines)."""
     from launcher.redact import scrub
 
-    sys.stderr.write(f"launch: {scrub(message)}\n")
+    sys.stderr.write(f"launch: {one_line(scrub(message))}\n")
     sys.stderr.flush()
+
+
+def one_line(text: str) -> str:
+    """`text` with each run of line breaks (and blanks around them) turned into one space."""
+    if "\n" not in text and "\r" not in text:
+        return text
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; never returns (exits with a documented code)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    entry = interrupt.taken_over()  # the real CLI (not a library call from a test)
+    interrupt.hand_back()
+    try:
+        code = _dispatch(args)
+    except KeyboardInterrupt:  # while another error was being reported
+        _say("interrupted")
+        code = int(ExitCode.INTERRUPTED)
+    if entry:
+        interrupt.take_over()
+    sys.stdout.flush()
+    if entry:
+        interrupt.ignore()
+    sys.exit(code)
+
+
+def _dispatch(args: list[str]) -> int:
+    """Run the command; the exit code. Every error becomes one line on stderr."""
     debug = os.environ.get("LAUNCH_DEBUG") == "1"
     try:
-        args = sys.argv[1:] if argv is None else list(argv)
         result = app_for(args)(args=args, prog_name="launch", standalone_mode=False)
         code = result if isinstance(result, int) else 0
     except LaunchError as exc:
@@ -95,8 +121,9 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as exc:
         code = exc.exit_code
     except typer.Abort:
-        # click turns Ctrl-C / EOF at a prompt into Abort
-        sys.stderr.write("\n")
+        # click turns Ctrl-C / EOF at a prompt into Abort; on a terminal, end the prompt's line first
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")
         _say("interrupted")
         code = int(ExitCode.INTERRUPTED)
     except ClickException as exc:
@@ -126,8 +153,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.stderr.write(scrub(traceback.format_exc()))
         _say(f"internal error ({type(exc).__name__}); run again with LAUNCH_DEBUG=1 for a traceback")
         code = int(ExitCode.ERROR)
-    sys.stdout.flush()
-    sys.exit(code)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

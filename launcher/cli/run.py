@@ -68,7 +68,9 @@ def run(
     detach: bool = typer.Option(False, "--detach", "-d", help="Start the job and print its id."),
     rm: bool = typer.Option(False, "--rm", help="Remove the job once it has ended."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved plan, values redacted; start nothing."),
-    life_span: str | None = typer.Option(None, "--life-span", help="Stop the job after this long: 30m, 2h, 1d."),
+    life_span: str | None = typer.Option(
+        None, "--life-span", help="Stop the job after this long: 30m, 2h, 1d (at most 365d)."
+    ),
     plain_env: bool = typer.Option(
         False, "--plain-env", help="Env secrets through Docker's own env (visible in `docker inspect`)."
     ),
@@ -94,7 +96,7 @@ def run(
         env=env,
         volumes=volume,
         env_files=env_file,
-        name=jobmod.check_name(name) if name else None,
+        name=jobmod.check_name(name) if name is not None else None,
         command=command or None,
         environ=os.environ,
     )
@@ -102,7 +104,7 @@ def run(
         import dataclasses
 
         spec = dataclasses.replace(spec, read_only=True)
-    seconds = jobmod.parse_duration(life_span) if life_span else None
+    seconds = jobmod.parse_duration(life_span) if life_span is not None else None
     if rm and spec.restart.policy != "no":
         from launcher.errors import UsageError
 

@@ -213,7 +213,9 @@ def _read_value(name: str, source: str | None) -> bytes:
     if source.startswith("@"):
         if source == "@":
             raise UsageError("@ must be followed by a file name")
-        return _read_file(Path(source[1:]))
+        from launcher.store import MAX_VALUE_BYTES
+
+        return _read_file(Path(source[1:]), MAX_VALUE_BYTES)
     _note(
         "warning: a value given as an argument is visible in shell history and the process list;"
         " use - (stdin) or leave it out to be asked for it"
@@ -222,8 +224,14 @@ def _read_value(name: str, source: str | None) -> bytes:
 
 
 def _read_stdin() -> bytes:
-    """All of stdin, less one trailing newline (`echo $TOKEN | launch secret add k` stores just the token)."""
-    data = sys.stdin.buffer.read()
+    """All of stdin, less one trailing newline (`echo $TOKEN | launch secret add k` stores just the token); never
+    more than the largest value and a line ending."""
+    from launcher.inputs import describe
+    from launcher.store import MAX_VALUE_BYTES
+
+    data = sys.stdin.buffer.read(MAX_VALUE_BYTES + 3)
+    if len(data) > MAX_VALUE_BYTES + 2:
+        raise UsageError(f"the value on stdin is larger than the limit of {describe(MAX_VALUE_BYTES)}")
     for ending in (b"\r\n", b"\n"):
         if data.endswith(ending):
             return data[: -len(ending)]
@@ -240,9 +248,12 @@ def _prompt_value(name: str) -> bytes:
         raise UsageError(f"no value given for secret '{name}'") from None
 
 
-def _read_file(path: Path) -> bytes:
+def _read_file(path: Path, limit: int | None = None) -> bytes:
+    """The bytes of the file at `path` (at most `limit`, else launcher.inputs' bound for files)."""
+    from launcher.inputs import MAX_FILE_BYTES, read_limited
+
     try:
-        return path.read_bytes()
+        return read_limited(path, limit or MAX_FILE_BYTES)
     except FileNotFoundError:
         raise NotFound(f"file {path} not found") from None
     except OSError as exc:
