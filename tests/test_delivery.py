@@ -244,3 +244,14 @@ def test_interactive_hands_stdin_on_after_the_secrets(secrets):
     assert alone.returncode == 0 and alone.stdout == b"\x00bytes\n", alone.stderr
     without = run_launch("run", "--rm", "--image", TEST_IMAGE, "-e", "T=secret:text", "--", "cat", input="typed\n")
     assert without.returncode == 0 and without.stdout == b""  # no -i: the job reads end-of-file
+
+
+def test_the_bundle_is_gone_before_the_command_runs(secrets):
+    """Once the shim has loaded them, the values are in the job's environment and files only: /.launch is empty,
+    and no process but the job's own is left (its PID 1 is the job's command)."""
+    script = 'ls -A /.launch; echo "pid=$$"; cat /proc/1/cmdline | tr "\\0" " "; echo'
+    result = run_launch("run", "--rm", *_args()[:-1], script)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.decode().splitlines()
+    assert lines[0] == "pid=1"
+    assert lines[1].startswith("sh -c ls -A /.launch")

@@ -10,6 +10,7 @@ mode 0700). Needs root to create the users; as any other user the whole suite is
 from __future__ import annotations
 
 import grp
+import hashlib
 import os
 import pwd
 import shutil
@@ -67,9 +68,62 @@ def docker_user(docker_api):
         _drop_user(user)
 
 
+class RootlessEngine:
+    """A rootless Docker engine of one user's, started (and restarted) with Debian's script."""
+
+    def __init__(self, user: pwd.struct_passwd):
+        self.user = user
+        runtime = Path(f"/run/user/{user.pw_uid}")
+        runtime.mkdir(parents=True, exist_ok=True)
+        os.chown(runtime, user.pw_uid, user.pw_gid)
+        runtime.chmod(0o700)
+        self.host = f"unix://{runtime}/docker.sock"
+        self.env = {"HOME": user.pw_dir, "XDG_RUNTIME_DIR": str(runtime), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+        self.logfile = Path(user.pw_dir) / "dockerd.log"
+        self.process: subprocess.Popen | None = None
+
+    def docker(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["docker", *args],
+            env={**self.env, "DOCKER_HOST": self.host},
+            user=self.user.pw_uid,
+            capture_output=True,
+            **kwargs,
+        )
+
+    def start(self) -> None:
+        with open(self.logfile, "ab") as log:
+            self.process = subprocess.Popen(
+                [ROOTLESS],
+                env=self.env,
+                user=self.user.pw_uid,
+                group=self.user.pw_gid,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        for _ in range(120):
+            if self.docker("info").returncode == 0:
+                return
+            assert self.process.poll() is None, self.logfile.read_text()[-3000:]
+            time.sleep(0.5)
+        pytest.fail("the rootless engine did not start: " + self.logfile.read_text()[-3000:])
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+
+
 @pytest.fixture(scope="module")
 def rootless_user(docker_api):
-    """A user with a rootless engine of its own, started with Debian's script, the test images loaded into it."""
+    """A user with a rootless engine of its own, the test images loaded into it."""
     missing = [
         p
         for p in (ROOTLESS, "/usr/bin/rootlesskit", "/usr/bin/newuidmap", "/usr/bin/slirp4netns")
@@ -80,49 +134,20 @@ def rootless_user(docker_api):
             f"rootless Docker needs {', '.join(missing)} (scripts/setup.sh installs rootlesskit uidmap slirp4netns)"
         )
     user = _new_user()
-    runtime = Path(f"/run/user/{user.pw_uid}")
-    runtime.mkdir(parents=True, exist_ok=True)
-    os.chown(runtime, user.pw_uid, user.pw_gid)
-    runtime.chmod(0o700)
-    env = {"HOME": user.pw_dir, "XDG_RUNTIME_DIR": str(runtime), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-    log = open(Path(user.pw_dir) / "dockerd.log", "wb")
-    engine = subprocess.Popen(
-        [ROOTLESS], env=env, user=user.pw_uid, group=user.pw_gid, stdout=log, stderr=log, start_new_session=True
-    )
-    host = f"unix://{runtime}/docker.sock"
+    engine = RootlessEngine(user)
     try:
-        for _ in range(120):
-            ping = subprocess.run(
-                ["docker", "info"], env={**env, "DOCKER_HOST": host}, user=user.pw_uid, capture_output=True
-            )
-            if ping.returncode == 0:
-                break
-            assert engine.poll() is None, (Path(user.pw_dir) / "dockerd.log").read_text()[-3000:]
-            time.sleep(0.5)
-        else:
-            pytest.fail("the rootless engine did not start: " + (Path(user.pw_dir) / "dockerd.log").read_text()[-3000:])
+        engine.start()
         saved = subprocess.run(
             ["docker", "save", *IMAGES],
             capture_output=True,
             check=True,
             env={**os.environ, "DOCKER_HOST": "unix:///var/run/docker.sock"},
         )
-        subprocess.run(
-            ["docker", "load"],
-            input=saved.stdout,
-            env={**env, "DOCKER_HOST": host},
-            user=user.pw_uid,
-            check=True,
-            capture_output=True,
-        )
-        yield user, {"DOCKER_HOST": host, "XDG_RUNTIME_DIR": str(runtime)}
+        loaded = engine.docker("load", input=saved.stdout)
+        assert loaded.returncode == 0, loaded.stderr
+        yield user, {"DOCKER_HOST": engine.host, "XDG_RUNTIME_DIR": engine.env["XDG_RUNTIME_DIR"]}, engine
     finally:
-        os.killpg(engine.pid, signal.SIGTERM)
-        try:
-            engine.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(engine.pid, signal.SIGKILL)
-        log.close()
+        engine.stop()
         _drop_user(user)
 
 
@@ -180,5 +205,62 @@ def test_the_engine_tests_pass_as_a_docker_group_user(docker_user, checkout):
 
 
 def test_the_engine_tests_pass_against_a_rootless_engine(rootless_user, checkout):
-    user, extra = rootless_user
+    user, extra, _engine = rootless_user
     _suites_as(user, checkout, [], extra)
+
+
+def test_a_job_restarted_by_an_engine_restart_gets_its_secrets_again(rootless_user, checkout):
+    """`restart: always`, then the engine itself restarts (its own private engine, so nothing else is disturbed):
+    the engine starts the job again, the job's warden reconnects and gives the shim its secrets again."""
+    user, extra, engine = rootless_user
+    env = {"HOME": user.pw_dir, "PATH": f"{checkout / 'venv/bin'}:/usr/bin:/bin", "LANG": "C.UTF-8", **extra}
+    env["LAUNCH_HOME"] = f"{user.pw_dir}/launch-restart"
+
+    def launch(*args: str, input: bytes = b"") -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(checkout / "venv/bin/launch"), *args],
+            env=env,
+            user=user.pw_uid,
+            group=user.pw_gid,
+            input=input,
+            capture_output=True,
+            timeout=120,
+        )
+
+    assert launch("secret", "add", "tok", "-", input=b"engine-restart-canary\n").returncode == 0
+    template = Path(user.pw_dir) / "always.yaml"
+    template.write_text("image: launch-test/busybox:latest\nnetwork: none\nrestart: always\n")
+    os.chown(template, user.pw_uid, user.pw_gid)
+    started = launch(
+        "run",
+        "-d",
+        str(template),
+        "-e",
+        "T=secret:tok",
+        "--",
+        "sh",
+        "-c",
+        'printf %s "$T" | sha256sum | cut -c1-64; sleep 600',
+    )
+    assert started.returncode == 0, started.stderr
+    job = started.stdout.decode().strip()
+    digest = hashlib.sha256(b"engine-restart-canary").hexdigest()
+
+    def logged() -> int:
+        return launch("logs", job).stdout.decode().split().count(digest)
+
+    _until(lambda: logged() == 1, "the first run")
+    engine.stop()
+    engine.start()
+    _until(lambda: logged() == 2, "the run after the engine restart", timeout=120)
+    assert b"engine-restart-canary" not in launch("logs", job, "--no-mask").stderr
+    assert launch("rm", "--force", job).returncode == 0
+
+
+def _until(predicate, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
