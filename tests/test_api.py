@@ -260,3 +260,17 @@ def test_the_server_log_and_no_response_hold_a_value(ui_server):
         assert http.get("/v2/account/secrets/c2").json()["size"] == len(CANARY2)
     log = ui_server.output()
     assert CANARY not in log and CANARY2 not in log and "Traceback" not in log
+
+
+def test_ui_command_line_errors_are_one_line():
+    from tests.conftest import run_launch
+
+    bad_port = run_launch("ui", "--no-browser", "--port", "70000")
+    assert bad_port.returncode == 2 and bad_port.stderr.decode().count("\n") == 1
+    assert "--port: 70000" in bad_port.stderr.decode()
+    elsewhere = run_launch("ui", "--no-browser", "--port", "1", "--host", "203.0.113.1")
+    lines = elsewhere.stderr.decode().splitlines()
+    assert elsewhere.returncode == 2 and len(lines) == 2, lines
+    assert lines[0].startswith("launch: warning: --host 203.0.113.1") and "cannot listen on 203.0.113.1:1" in lines[1]
+    short = run_launch("ui", "--no-browser", env={"LAUNCH_UI_TOKEN": "short"})
+    assert short.returncode == 2 and "LAUNCH_UI_TOKEN" in short.stderr.decode()

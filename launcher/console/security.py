@@ -13,8 +13,8 @@ A pure ASGI middleware (no BaseHTTPMiddleware: it would buffer the streamed logs
    requests carrying it need none.
 5. Bodies are bounded (413), and every response says `Cache-Control: no-store` (no page with secret metadata in a
    cache), carries a Content-Security-Policy with no outside source (`'self'` only, no inline script, no frames),
-   `X-Content-Type-Options: nosniff`, `Referrer-Policy: same-origin` (no URL of ours in a Referer to another site; with no-referrer a browser sends `Origin: null` on forms) and
-   `X-Frame-Options: DENY` (no clickjacking).
+   `X-Content-Type-Options: nosniff`, `Referrer-Policy: same-origin` (no URL of ours in a Referer to another site;
+   `no-referrer` would make a browser send `Origin: null` on our own forms) and `X-Frame-Options: DENY`.
 """
 
 from __future__ import annotations
