@@ -148,7 +148,8 @@ def save(name: str, yaml_text: str, *, create: bool) -> TemplateInfo:
         raise NotFound(f"no saved template {name!r}")
     validate(name, yaml_text)
     where = folder()
-    where.mkdir(mode=0o700, parents=True, exist_ok=True)
+    where.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the launch home: private, as the store wants it
+    where.mkdir(mode=0o700, exist_ok=True)
     path = where / f"{name}.yaml"
     temp = where / f".{name}.{os.getpid()}.tmp"
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
