@@ -54,7 +54,7 @@ alphanumeric secrets) is slower, down to the speed of the lookups.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 REPLACEMENT = b"***"
 
@@ -265,3 +265,22 @@ class MaskStream:
             return b""
         out, _, _ = self._masker._step(held, covered, final=True)
         return out
+
+
+def masked(streams: Iterable[tuple[bytes | None, bytes | None]], masker: Masker | None) -> Iterator[tuple[int, bytes]]:
+    """(stdout, stderr) chunk pairs as (1 or 2, masked bytes), each stream masked on its own (a value split across
+    two chunks of one stream is still masked); what a stream holds back comes out at the end."""
+    masks = [masker.stream(), masker.stream()] if masker is not None else [None, None]
+    for pair in streams:
+        for index, chunk in enumerate(pair):
+            if not chunk:
+                continue
+            if masks[index] is not None:
+                chunk = masks[index].feed(chunk)
+            if chunk:
+                yield index + 1, chunk
+    for index, mask in enumerate(masks):
+        if mask is not None:
+            rest = mask.flush()
+            if rest:
+                yield index + 1, rest

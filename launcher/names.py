@@ -34,3 +34,11 @@ def secret_name_problem(name: str) -> str | None:
     if re.fullmatch(SECRET_NAME, name):
         return None
     return f"invalid secret name {shown(name)}: use {SECRET_NAME_HINT}"
+
+
+def template_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a saved template (a file NAME.yaml under the launch home), or None: the job name's
+    rule, so no name is a path, hidden or too long for a file name."""
+    if re.fullmatch(JOB_NAME, name):
+        return None
+    return f"invalid template name {shown(name)}: use {JOB_NAME_HINT}"

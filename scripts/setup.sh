@@ -16,6 +16,9 @@ command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 for pkg in rootlesskit uidmap slirp4netns; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
+# the console's browser tests (tests/test_console_browser.py): headless Chromium driven through chromium-driver
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 if [ "${#need[@]}" -gt 0 ]; then
     say "installing ${need[*]}"
     $SUDO apt-get update -qq

@@ -141,3 +141,53 @@ def wait_for(predicate, timeout: float = 30, what: str = "condition"):
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+class UIServer:
+    """A real `launch ui --no-browser --port 0` process; its URL and token read from ui.json, as a script would."""
+
+    def __init__(self, home: Path, tmp: Path, env: dict | None = None):
+        self.home = home
+        self.log_path = tmp / "ui-server.log"
+        self.log = open(self.log_path, "wb")
+        full_env = {**os.environ, **(env or {})}
+        self.proc = subprocess.Popen(
+            [*launch_cmd(), "ui", "--no-browser", "--port", "0"],
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+        )
+        runtime = home / "ui.json"
+        wait_for(lambda: runtime.exists() or self.proc.poll() is not None, 60, "ui.json")
+        assert self.proc.poll() is None, self.log_path.read_text()
+        data = json.loads(runtime.read_text())
+        self.url, self.token = data["url"].rstrip("/"), data["token"]
+        self.runtime = runtime
+        self.host = self.url.removeprefix("http://")
+
+    @property
+    def auth(self) -> dict:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def ui_server(launch_home, tmp_path):
+    server = UIServer(launch_home, tmp_path)
+    yield server
+    server.stop()

@@ -20,7 +20,13 @@ WATCHED = (
     "json",
     "launcher.store",
     "launcher.template",
+    "fastapi",  # the console's (launch ui) only: never for another command
+    "starlette",
+    "uvicorn",
+    "jinja2",
+    "launcher.console",
 )
+WEB = {"fastapi", "starlette", "uvicorn", "jinja2", "launcher.console"}
 
 PROBE = (
     "import sys\n"
@@ -38,7 +44,9 @@ def loaded(*args: str) -> set[str]:
     return set(result.stderr.rsplit("LOADED", 1)[-1].split())
 
 
-@pytest.mark.parametrize("args", [["--help"], ["secret", "--help"], ["run", "-h"], ["secret", "add", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["secret", "--help"], ["run", "-h"], ["secret", "add", "--help"], ["ui", "--help"]]
+)
 def test_help_loads_none_of_them(args):
     """Help is click's plain formatter (launcher/cli/main.py): not even Rich is imported."""
     assert loaded(*args) == set()
@@ -69,6 +77,27 @@ def test_templates_ls_needs_yaml_but_not_the_store_or_docker():
     assert not got & {"docker", "requests", "cryptography", "sqlite3", "launcher.store", "pydantic"}
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["ps"],
+        ["logs", "nope"],
+        ["templates", "ls"],
+        ["templates", "show", "jupyter"],
+        ["secret", "show", "nothing"],
+        ["run", "/no/such.yaml"],
+        ["inspect", "nope"],
+    ],
+)
+def test_no_other_command_loads_the_web_framework(args):
+    assert not loaded(*args) & WEB
+
+
+def test_the_probe_sees_the_web_framework_when_ui_starts():
+    """`launch ui` with a port it cannot have fails after the framework has loaded: the probe can see it."""
+    assert WEB <= loaded("ui", "--no-browser", "--port", "1", "--host", "203.0.113.1")
+
+
 def test_the_probe_sees_imports():
     """The probe can tell: `--json` output loads json, and a Path parameter (Typer's own coercion) pydantic."""
     assert "json" in loaded("templates", "ls", "--json")
@@ -76,7 +105,13 @@ def test_the_probe_sees_imports():
 
 
 def test_a_command_loads_only_its_own_command_module(tmp_path):
-    modules = ("launcher.cli.secret", "launcher.cli.run", "launcher.cli.jobs", "launcher.cli.templates")
+    modules = (
+        "launcher.cli.secret",
+        "launcher.cli.run",
+        "launcher.cli.jobs",
+        "launcher.cli.templates",
+        "launcher.cli.ui",
+    )
     code = (
         "import sys\nfrom launcher.cli.main import main\n"
         "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"

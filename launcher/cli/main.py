@@ -21,7 +21,7 @@ try:  # Typer >= 0.26 carries its own copy of click; older ones use the click pa
 except ImportError:  # pragma: no cover
     from click.exceptions import ClickException
 
-MODULES = ("secret", "run", "jobs", "templates")  # the command modules, in the order of `launch --help`
+MODULES = ("secret", "run", "jobs", "templates", "ui")  # the command modules, in the order of `launch --help`
 
 # The module that provides each top-level command. `launch run ...` imports and builds that module's commands
 # only (click's "lazily loading subcommands"; 25-30 ms of every command); `launch`, `launch --help` and a
@@ -35,6 +35,7 @@ PROVIDERS = {
     "rm": "jobs",
     "inspect": "jobs",
     "templates": "templates",
+    "ui": "ui",
 }
 
 

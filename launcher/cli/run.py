@@ -1,9 +1,4 @@
-"""`launch run`: a template (a file or a built-in's name) plus command-line overrides, resolved and started.
-
-Everything that can fail on input fails before anything is created: the template and overrides are validated,
-every secret reference is resolved (all missing names in one error), env values are checked, and only then does a
-runtime create the container.
-"""
+"""`launch run`: the command line parsed into a `launcher.app.run.RunRequest`; the use case does the rest."""
 
 import os
 import sys
@@ -28,29 +23,10 @@ class _RunCommand(TyperCommand):
         formatter.write_usage(ctx.command_path, "[OPTIONS] [TEMPLATE] [-- COMMAND ARGS...]")
 
 
-def load_spec(template: str | None):
-    """A Spec from a template file, a built-in template's name, or nothing (an empty spec)."""
-    from launcher.spec import Spec
-
-    if template is None:
-        return Spec()
-    from launcher import template as templates
-
-    return templates.load(templates.find(template))
-
-
-def build_plan(spec, store):
-    """Resolve every secret the spec uses (all missing ones reported at once) into a Plan."""
-    from launcher import plan as plans
-
-    revealed = store.reveal(spec.secret_keys()) if spec.secret_keys() else {}
-    return plans.resolve(spec, revealed), revealed
-
-
 def run(
     ctx: typer.Context,
     template: str | None = typer.Argument(
-        None, help="A template file, or the name of a built-in template.", autocompletion=complete.template
+        None, help="A template file, or the name of a built-in or saved template.", autocompletion=complete.template
     ),
     image: str | None = typer.Option(None, "--image", help="The image (overrides the template's)."),
     env: list[str] = typer.Option(
@@ -84,78 +60,42 @@ def run(
     ),
 ) -> None:
     """Run a job: resolve its secret references from the store and start it."""
-    from launcher import jobs as jobmod
-    from launcher import overrides
-    from launcher.store import Store
+    from launcher.app.run import RunRequest
+    from launcher.app.run import run as run_job
 
-    command = ctx.meta.get("launch.command")
-    spec = load_spec(template)
-    spec = overrides.apply(
-        spec,
+    request = RunRequest(
+        template=template,
         image=image,
-        env=env,
-        volumes=volume,
-        env_files=env_file,
-        name=jobmod.check_name(name) if name is not None else None,
-        command=command or None,
-        environ=os.environ,
-    )
-    if read_only:
-        import dataclasses
-
-        spec = dataclasses.replace(spec, read_only=True)
-    seconds = jobmod.parse_duration(life_span) if life_span is not None else None
-    if rm and spec.restart.policy != "no":
-        from launcher.errors import UsageError
-
-        raise UsageError(f"--rm conflicts with the restart policy {spec.restart.policy!r}")
-    store = Store.open()
-    plan, revealed = build_plan(spec, store)
-
-    from launcher import runtime
-    from launcher.runtime.common import RunHooks, RunOptions
-
-    which = runtime.choose(backend_name, spec.backend)
-    options = RunOptions(
+        env=tuple(env),
+        volumes=tuple(volume),
+        env_files=tuple(env_file),
+        name=name,
+        command=tuple(ctx.meta.get("launch.command") or ()) or None,
         detach=detach,
         remove=rm,
-        life_span=seconds,
+        dry_run=dry_run,
+        life_span=life_span,
         plain_env=plain_env,
         mask=not no_mask,
         interactive=interactive,
+        read_only=read_only,
+        backend=backend_name,
+        environ=os.environ,
     )
-    runtime.preflight(which, plan, options)
-    backend = runtime.open_backend(which)
-    if dry_run:
-        from launcher.plan import redacted
-
-        backend.image_config(spec.image, pull=False)
-        write_json(redacted(plan), sort_keys=True)
+    result = run_job(request, started=_print_id if detach else None, warn=_warn)
+    if result.plan is not None:
+        write_json(result.plan, sort_keys=True)
         return
-    masker = None
-    if not no_mask and revealed:
-        from launcher.mask import Masker
+    raise typer.Exit(result.code)
 
-        masker = Masker(r.value for r in revealed.values())
 
-    def record(job_id: str) -> None:
-        # before the start: a usage record that cannot be written leaves nothing running (nothing has run)
-        store.record_use(job_id, spec.image, dict(plan.versions), backend=backend.name)
+def _print_id(job_id: str) -> None:
+    sys.stdout.write(job_id + "\n")
+    sys.stdout.flush()
 
-    def started(job_id: str) -> None:
-        if detach:
-            sys.stdout.write(job_id + "\n")
-            sys.stdout.flush()
 
-    if plain_env and plan.secret_env:
-        names = ", ".join(name for name, _ in plan.secret_env)
-        sys.stderr.write(
-            f"launch: warning: --plain-env: the values of {names} will be visible in "
-            f"`docker {'service ' if which == 'swarm' else ''}inspect` and stored in plaintext under "
-            "/var/lib/docker until the job is removed\n"
-        )
-    code = backend.run(plan, options, masker=masker, hooks=RunHooks(before_start=record, started=started))
-    raise typer.Exit(code)
+def _warn(message: str) -> None:
+    sys.stderr.write(f"launch: {message}\n")
 
 
 def register(app: typer.Typer) -> None:

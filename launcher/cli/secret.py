@@ -80,12 +80,10 @@ def edit(
     store = _open_store()
     store.require([name])
     new_value = _read_value(name, value) if value is not None or description is None else None
-    info = store.edit(name, new_value, description)
-    _note(f"updated secret '{info.name}' (version {info.version})")
-    if new_value is not None:  # the old version is kept while a job holds it (`launch logs` masks it): prune
-        from launcher.cli.jobs import prune_versions
+    from launcher.app.secrets import edit as edit_secret
 
-        prune_versions()
+    info = edit_secret(name, new_value, description)
+    _note(f"updated secret '{info.name}' (version {info.version})")
 
 
 @app.command("ls")
@@ -133,10 +131,12 @@ def rm(
     force: Annotated[bool, typer.Option("--force", help="Delete even secrets that running jobs use.")] = False,
 ) -> None:
     """Delete secrets, after you type each name to confirm (read from stdin when it is not a terminal)."""
+    from launcher.app.secrets import check_not_in_use
+
     names = list(dict.fromkeys(names))
     store = _open_store()
     store.require(names)
-    _check_not_in_use(names, force)
+    check_not_in_use(names, force, warn=_note)
     if not yes:
         _confirm_removal(names)
     store.remove(names)
@@ -179,28 +179,6 @@ def rotate_key(
 
 def register(parent: typer.Typer) -> None:
     parent.add_typer(app, name="secret")
-
-
-def _check_not_in_use(names: Sequence[str], force: bool) -> None:
-    """Refuse to delete a secret that a running job uses (on any backend), unless `force`.
-
-    With no engine reachable no job can be running there, so the check passes (with a note on stderr).
-    """
-    from launcher.cli.jobs import jobs_using
-    from launcher.errors import EngineError
-
-    try:
-        users = jobs_using(names)
-    except EngineError:
-        _note("no container engine reachable: cannot check whether a running job uses these secrets")
-        return
-    if not users:
-        return
-    listing = "; ".join(f"'{name}' by {', '.join(jobs)}" for name, jobs in sorted(users.items()))
-    if force:
-        _note(f"warning: deleting secrets that running jobs use: {listing}")
-        return
-    raise Conflict(f"secrets in use by running jobs: {listing}; stop those jobs first, or pass --force")
 
 
 # -- values ----------------------------------------------------------------------------------------------------

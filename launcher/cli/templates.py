@@ -1,7 +1,8 @@
-"""`launch templates ls` and `launch templates show NAME`: the built-in pod templates.
+"""`launch templates ls` and `launch templates show NAME`: the built-in pod templates and the saved ones.
 
-`launch run NAME` runs a built-in by name when NAME is not a file (`launcher.template.find`); `show` prints one so
-it can be saved and edited (`launch templates show jupyter > my-jupyter.yaml`).
+`launch run NAME` runs a built-in or saved template by name when NAME is not a file (`launcher.app.templates.find`);
+`show` prints one so it can be saved and edited (`launch templates show jupyter > my-jupyter.yaml`). Templates are
+saved from the console (`launch ui`) into the launch home.
 """
 
 import sys
@@ -9,13 +10,12 @@ import sys
 import typer
 
 from launcher.cli import complete, write_json
-from launcher.errors import NotFound
 
 
 def register(app: typer.Typer) -> None:
     """Add the `templates` command group to `app`."""
     group = typer.Typer(
-        help="The built-in pod templates: list them, or print one to start your own.",
+        help="The pod templates, built-in and saved: list them, or print one to start your own.",
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         rich_markup_mode=None,  # help printed as written: see launcher/cli/main.py
@@ -26,15 +26,14 @@ def register(app: typer.Typer) -> None:
 
 
 def list_templates(
-    as_json: bool = typer.Option(False, "--json", help="A JSON list of {name, description, path}."),
+    as_json: bool = typer.Option(False, "--json", help="A JSON list of {name, description, path, builtin}."),
 ) -> None:
-    """List the built-in templates with what each is for."""
-    from launcher.template import builtins
+    """List the built-in templates, then your saved ones, with what each is for."""
+    from launcher.app.templates import list_templates as templates
 
-    found = builtins()
+    found = templates()
     if as_json:
-        rows = [{"name": b.name, "description": b.description, "path": str(b.path)} for b in found]
-        write_json(rows)
+        write_json([t.to_dict() for t in found])
         return
     width = max((len(b.name) for b in found), default=4)
     lines = [f"{'NAME':<{width}}  DESCRIPTION"]
@@ -45,10 +44,7 @@ def list_templates(
 def show_template(
     name: str = typer.Argument(..., help="A name from `launch templates ls`.", autocompletion=complete.template),
 ) -> None:
-    """Print a built-in template's YAML (save it to a file to make your own)."""
-    from launcher.template import builtin_names, builtin_path
+    """Print a template's YAML (save it to a file to make your own)."""
+    from launcher.app.templates import text
 
-    path = builtin_path(name)
-    if path is None:
-        raise NotFound(f"no built-in template {name!r} (built-ins: {', '.join(builtin_names()) or 'none'})")
-    sys.stdout.write(path.read_text(encoding="utf-8"))
+    sys.stdout.write(text(name))

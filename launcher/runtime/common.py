@@ -200,24 +200,13 @@ def demux_frames(raw) -> Iterator[tuple[bytes | None, bytes | None]]:
 
 def pump(streams, masker) -> None:
     """Copy (stdout, stderr) chunks to our stdout/stderr, masked, flushing as they come (interactive output)."""
-    outs = [sys.stdout.buffer, sys.stderr.buffer]
-    masks = [masker.stream(), masker.stream()] if masker is not None else [None, None]
+    from launcher.mask import masked
+
+    outs = {1: sys.stdout.buffer, 2: sys.stderr.buffer}
     sys.stderr.flush()
-    for pair in streams:
-        for index, chunk in enumerate(pair):
-            if not chunk:
-                continue
-            if masks[index] is not None:
-                chunk = masks[index].feed(chunk)
-            if chunk:
-                outs[index].write(chunk)
-                outs[index].flush()
-    for index, mask in enumerate(masks):
-        if mask is not None:
-            rest = mask.flush()
-            if rest:
-                outs[index].write(rest)
-                outs[index].flush()
+    for stream, chunk in masked(streams, masker):
+        outs[stream].write(chunk)
+        outs[stream].flush()
 
 
 def install_sigterm() -> Callable[[], None]:
