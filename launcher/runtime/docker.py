@@ -253,7 +253,9 @@ class DockerBackend:
         except (KeyboardInterrupt, Terminated) as exc:
             code = ExitCode.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else ExitCode.TERMINATED
             if container_id is not None:
-                self._stop_quietly(container_id, options.stop_grace, remove=options.remove or not started)
+                # a detached job interrupted before its id was given is not left behind either
+                unreported = not started or (options.detach and not _confirmed(container_id))
+                self._stop_quietly(container_id, options.stop_grace, remove=options.remove or unreported)
             raise LaunchError("interrupted: the job was stopped" if started else "interrupted", code) from None
         except BaseException:
             if container_id is not None and not started:
