@@ -25,7 +25,7 @@ from launcher import jobs as jobmod
 from launcher.errors import Conflict, EngineError, ExitCode, UsageError
 from launcher.plan import resolve
 from launcher.runtime import swarm as sw
-from launcher.runtime.common import ImageConfig, RunOptions
+from launcher.runtime.common import ImageConfig, RunHooks, RunOptions
 from launcher.runtime.swarm import ENV_PATH, SHIM_PATH
 from launcher.spec import BindMount, EnvVar, Port, Resources, Restart, SecretFile, SecretRef, Spec
 
@@ -335,7 +335,7 @@ def test_env_and_file_secrets_reach_the_job_masked_and_are_released(swarm, capfd
     )
     plan = plan_of(spec, api=(CANARY, 1), cert=(cert, 7))
     started: list[str] = []
-    code = swarm.run(plan, RunOptions(), masker=Masker([CANARY.encode(), cert]), on_started=started.append)
+    code = swarm.run(plan, RunOptions(), masker=Masker([CANARY.encode(), cert]), hooks=RunHooks(started=started.append))
     out, err = capfdbinary.readouterr()
     assert code == 3
     lines = out.decode().splitlines()
@@ -370,7 +370,7 @@ def test_versions_share_a_swarm_secret_and_never_collide(swarm):
     spec = shell(loop, secret_files=(SecretFile("db", "/s"),))
     ids: list[str] = []
     for value, version in (("one", 1), ("two", 2), ("two", 2)):
-        swarm.run(plan_of(spec, db=(value, version)), RunOptions(detach=True), on_started=ids.append)
+        swarm.run(plan_of(spec, db=(value, version)), RunOptions(detach=True), hooks=RunHooks(started=ids.append))
     first, second, third = (swarm.find(i) for i in ids)
     for job, value in ((first, "one"), (second, "two"), (third, "two")):
         wait_for(lambda job=job, value=value: sha(value).encode() in output(swarm, job), what=f"job {job.id}'s output")
@@ -411,7 +411,7 @@ def test_sealed_env_in_an_image_without_a_shell_is_a_usage_error(swarm):
 def test_restart_on_failure_then_the_last_exit_code(swarm, capfdbinary):
     spec = shell("echo try; exit 2", restart=Restart("on-failure", 1))
     ids: list[str] = []
-    assert swarm.run(plan_of(spec), RunOptions(), on_started=ids.append) == 2
+    assert swarm.run(plan_of(spec), RunOptions(), hooks=RunHooks(started=ids.append)) == 2
     assert capfdbinary.readouterr().out == b"try\ntry\n"
     job = swarm.find(ids[0])
     assert (job.status, job.exit_code, swarm.inspect(job)["restarts"]) == ("exited", 2, 1)
@@ -421,7 +421,10 @@ def test_restart_on_failure_then_the_last_exit_code(swarm, capfdbinary):
 def test_foreground_life_span_stops_the_job(swarm, capfdbinary):
     spec = shell('trap "exit 0" TERM; echo started; while :; do sleep 0.2; done', secret_files=(SecretFile("k", "/k"),))
     ids: list[str] = []
-    assert swarm.run(plan_of(spec, k=("v", 1)), RunOptions(life_span=1), on_started=ids.append) == ExitCode.TERMINATED
+    assert (
+        swarm.run(plan_of(spec, k=("v", 1)), RunOptions(life_span=1), hooks=RunHooks(started=ids.append))
+        == ExitCode.TERMINATED
+    )
     out, err = capfdbinary.readouterr()
     assert out == b"started\n" and b"launch: the job's life span is over; stopping it\n" in err
     assert swarm.find(ids[0]).status == "stopped" and launch_objects(swarm.api) == []
@@ -433,12 +436,12 @@ def test_sweep_releases_ended_jobs_and_orphans_and_enforces_life_spans(swarm):
     swarm.run(
         plan_of(shell("true", secret_files=(SecretFile("k", "/k"),)), k=("v", 1)),
         RunOptions(detach=True),
-        on_started=ids.append,
+        hooks=RunHooks(started=ids.append),
     )
     swarm.run(
         plan_of(shell('trap "exit 0" TERM; while :; do sleep 0.2; done')),
         RunOptions(detach=True, life_span=1),
-        on_started=ids.append,
+        hooks=RunHooks(started=ids.append),
     )
     swarm.api.create_secret("launch-orphan-test", b"x", labels={sw.LABEL_KIND: "file"})
     wait_for(lambda: swarm.find(ids[0]).status == "exited", what="the first job to end")
@@ -453,7 +456,7 @@ def test_sweep_releases_ended_jobs_and_orphans_and_enforces_life_spans(swarm):
 def test_unplaceable_job_waits_pending_and_rm_force_cleans_up(swarm):
     spec = shell("true", constraints=("node.labels.launch-test-nowhere==1",), secret_files=(SecretFile("k", "/k"),))
     ids: list[str] = []
-    swarm.run(plan_of(spec, k=("v", 1)), RunOptions(detach=True), on_started=ids.append)
+    swarm.run(plan_of(spec, k=("v", 1)), RunOptions(detach=True), hooks=RunHooks(started=ids.append))
     job = wait_for(lambda: swarm.find(ids[0]), what="the job")
     assert (job.status, job.running) == ("pending", True)
     swarm.remove(job, force=True)
