@@ -277,7 +277,7 @@ class Store:
             self.require([name])  # NotFound before a key is loaded or a passphrase asked for
             keys = self._data_key()
         with self._writing(keys) as db:
-            _, old_description, created, _, version, size = _metadata(db, name)
+            _, old_description, created, updated, version, size = _metadata(db, name)
             now = time.time()
             if value is not None:
                 db.execute(_OLD_VERSIONS)
@@ -288,8 +288,10 @@ class Store:
                     "UPDATE secrets SET version = ?, size = ?, sealed = ?, updated = ? WHERE name = ?",
                     (version, size, _seal(keys, name, version, value), now, name),
                 )
+            else:
+                now = updated  # `updated` is when the value last changed (RunPod's valueLastUpdatedAt)
             if description is not None:
-                db.execute("UPDATE secrets SET description = ?, updated = ? WHERE name = ?", (description, now, name))
+                db.execute("UPDATE secrets SET description = ? WHERE name = ?", (description, name))
         return SecretInfo(name, old_description if description is None else description, created, now, version, size)
 
     def remove(self, names: Sequence[str]) -> None:

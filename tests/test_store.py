@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 import stat
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -90,6 +91,15 @@ def test_edit_bumps_the_version_only_when_the_value_changes(store):
     assert Store.open().reveal(["s"])["s"].version == 2
     assert value_of("s") == b"v2"
     assert store.info("s") == info
+
+
+def test_updated_is_when_the_value_last_changed(store):
+    """RunPod's valueLastUpdatedAt: a new description alone leaves it; a new value moves it."""
+    added = store.add("s", b"v1", description="old")
+    time.sleep(0.01)
+    assert store.edit("s", description="new").updated == added.updated == store.info("s").updated
+    time.sleep(0.01)
+    assert store.edit("s", b"v2").updated > added.updated
 
 
 def test_edit_errors(store):
