@@ -19,6 +19,8 @@ done
 # the console's browser tests (tests/test_console_browser.py): headless Chromium driven through chromium-driver
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+# a registry on 127.0.0.1 to pull from (tests/test_pull.py: progress of a real pull; no outside registry is reached)
+command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 if [ "${#need[@]}" -gt 0 ]; then
     say "installing ${need[*]}"
     $SUDO apt-get update -qq

@@ -91,9 +91,16 @@ def prepare_spec(request: RunRequest):
     return spec, seconds
 
 
-def run(request: RunRequest, *, started: Callable[[str], None] | None = None, warn: Warn = ignore) -> RunResult:
+def run(
+    request: RunRequest,
+    *,
+    started: Callable[[str], None] | None = None,
+    warn: Warn = ignore,
+    progress: Callable[[str], None] | None = None,
+) -> RunResult:
     """Start the job (or, with `dry_run`, check it and return its redacted plan). `started(job_id)` runs once the
-    job's command runs; `warn` gets what the user should be told besides (the --plain-env warning)."""
+    job's command runs; `warn` gets what the user should be told besides (the --plain-env warning); `progress`,
+    when given, gets an image pull's progress line by line (else a terminal shows it)."""
     from launcher import runtime
     from launcher.runtime.common import RunHooks, RunOptions
     from launcher.store import Store
@@ -141,5 +148,7 @@ def run(request: RunRequest, *, started: Callable[[str], None] | None = None, wa
             f"`docker {'service ' if which == 'swarm' else ''}inspect` and stored in plaintext under "
             "/var/lib/docker until the job is removed"
         )
-    code = backend.run(plan, options, masker=masker, hooks=RunHooks(before_start=record, started=on_started))
+    code = backend.run(
+        plan, options, masker=masker, hooks=RunHooks(before_start=record, started=on_started, progress=progress)
+    )
     return RunResult(code=code, job_id=job[0] if job else None)

@@ -240,8 +240,9 @@ def delete_template(name: Annotated[str, Path(max_length=253)]):
 # -- jobs ------------------------------------------------------------------------------------------------------
 
 
-def start_job(body: JobRun) -> str:
-    """Start a job detached (the server has no terminal to run one in the foreground); its id."""
+def start_job(body: JobRun, progress=None) -> str:
+    """Start a job detached (the server has no terminal to run one in the foreground); its id. `progress` gets an
+    image pull's progress line by line."""
     template = str(templates_app.get(body.template).path) if body.template else None
     request = run_app.RunRequest(
         template=template,
@@ -255,7 +256,7 @@ def start_job(body: JobRun) -> str:
         read_only=body.readOnly,
         environ={},  # `VAR` alone copies from the caller's environment: the server's is not the caller's
     )
-    result = run_app.run(request)
+    result = run_app.run(request, progress=progress)
     assert result.job_id is not None
     return result.job_id
 

@@ -8,7 +8,10 @@ shown again without it, and no message quotes one. A form changes something only
 
 from __future__ import annotations
 
+import os
 import shlex
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from launcher.app import jobs as jobs_app
@@ -39,9 +43,41 @@ REFERENCE_KINDS = (
 )
 
 
+class Progress:
+    """The latest progress line of each job being started from the run form (an image pull), by the random
+    ticket the form carries; the page polls it while its form is posted. Bounded; no value is ever in a line."""
+
+    def __init__(self, most: int = 64):
+        self.lines: OrderedDict[str, str] = OrderedDict()
+        self.most = most
+        self.lock = threading.Lock()
+
+    def reporter(self, ticket: str):
+        def report(line: str) -> None:
+            with self.lock:
+                self.lines[ticket] = line[:300]
+                self.lines.move_to_end(ticket)
+                while len(self.lines) > self.most:
+                    self.lines.popitem(last=False)
+
+        return report
+
+    def get(self, ticket: str) -> str:
+        with self.lock:
+            return self.lines.get(ticket, "")
+
+    def done(self, ticket: str) -> None:
+        with self.lock:
+            self.lines.pop(ticket, None)
+
+
+PROGRESS = Progress()
+
+
 def render(request: Request, page: str, status: int = 200, **context: Any) -> HTMLResponse:
     context.setdefault("error", None)
     context["csrf"] = request.scope.get("launch.csrf", "")
+    context["ticket"] = os.urandom(12).hex()
     context["notice"] = request.query_params.get("done")
     context["section"] = page
     return views.TemplateResponse(request, f"{page}.html", context, status_code=status)
@@ -222,9 +258,13 @@ def mount(app: FastAPI) -> None:
             command=command,
             lifeSpan=fields["life_span"].strip() or None,
         )
+        ticket = _text(data, "_ticket")
+        report = PROGRESS.reporter(ticket) if len(ticket) == 24 else None
         try:
-            job_id = api.start_job(body)
-        except LaunchError as exc:  # the form again, with the error (env lines are references or the user's text)
+            # in a worker thread: the server goes on answering (the page's progress polls) while the job starts
+            job_id = await run_in_threadpool(api.start_job, body, report)
+        except LaunchError as exc:
+            PROGRESS.done(ticket)  # the form again, with the error (env lines are references or the user's text)
             status = api.STATUS.get(exc.code, 500)
             rows = jobs_app.list_jobs(all=True)
             return render(
@@ -237,7 +277,13 @@ def mount(app: FastAPI) -> None:
                 form=fields,
                 error=exc.message,
             )
+        PROGRESS.done(ticket)
         return _see(f"/jobs/{job_id}", f"started job {job_id}")
+
+    @app.get("/jobs/progress/{ticket}", include_in_schema=False)
+    def job_progress(ticket: str):
+        """What the run form's job is doing while it starts (an image pull's latest line), for the page to show."""
+        return {"line": PROGRESS.get(ticket)}
 
     @app.get("/jobs/{job}", include_in_schema=False)
     def job_page(request: Request, job: str):

@@ -53,10 +53,12 @@ class RunOptions:
 @dataclass
 class RunHooks:
     """What the use case does around the start: `before_start(job_id)` once the container exists (a failure
-    removes it: nothing ran); `started(job_id)` once the job's command runs."""
+    removes it: nothing ran); `started(job_id)` once the job's command runs; `progress(line)`, when given, instead
+    of a terminal's progress line while the image is pulled (the console shows it)."""
 
     before_start: Callable[[str], None] = field(default=lambda _job: None)
     started: Callable[[str], None] = field(default=lambda _job: None)
+    progress: Callable[[str], None] | None = None  # one line at a time while work takes long (an image pull)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -155,7 +155,11 @@ class DockerBackend:
 
     # --- images -------------------------------------------------------------------------------------------------
 
-    def image_config(self, image: str, *, pull: bool = True, progress: bool = False) -> ImageConfig:
+    def image_config(
+        self, image: str, *, pull: bool = True, progress: bool = False, report: Callable[[str], None] | None = None
+    ) -> ImageConfig:
+        """The image's config, pulled first when it is missing (progress on a terminal with `progress`, or line by
+        line to `report`)."""
         import docker.errors
 
         try:
@@ -167,33 +171,34 @@ class DockerBackend:
                 ) from None
         except docker.errors.APIError as exc:
             raise EngineError(f"cannot inspect image {image!r}: {api_error_text(exc)}") from None
-        self._pull(image, progress)
+        self._pull(image, report or (_terminal_line if progress else None))
         try:
             return ImageConfig.from_inspect(self.api.inspect_image(image))
         except docker.errors.APIError as exc:  # pragma: no cover - pulled yet missing
             raise EngineError(f"image {image!r} is still missing after a pull: {api_error_text(exc)}") from None
 
-    def _pull(self, image: str, progress: bool) -> None:
+    def _pull(self, image: str, report: Callable[[str], None] | None) -> None:
         import docker.errors
 
         repo, tag = _split_image(image)
-        if progress:
+        if report is _terminal_line:
             sys.stderr.write(f"launch: image {image} is not present locally; pulling it\n")
+        elif report is not None:
+            report(f"pulling {image}")
         try:
             for event in self.api.pull(repo, tag=tag, stream=True, decode=True):
                 if "error" in event:
                     raise EngineError(f"cannot pull image {image!r}: {' '.join(str(event['error']).split())}")
-                if progress and event.get("status"):
-                    line = event["status"] + (f" {event['progress']}" if event.get("progress") else "")
-                    sys.stderr.write(f"\r\x1b[2K{event.get('id', '')} {line}"[:200])
-                    sys.stderr.flush()
+                if report is not None and event.get("status"):
+                    layer = f"{event['id']}: " if event.get("id") else ""
+                    report(layer + event["status"] + (f" {event['progress']}" if event.get("progress") else ""))
         except docker.errors.APIError as exc:
             raise EngineError(
                 f"image {image!r} is not present locally and cannot be pulled ({api_error_text(exc)}); "
                 "build it (`docker build -t ...`) or check its name"
             ) from None
         finally:
-            if progress:
+            if report is _terminal_line:
                 sys.stderr.write("\r\x1b[2K")
         sys.stderr.write(f"launch: pulled {image}\n")
 
@@ -205,7 +210,7 @@ class DockerBackend:
         spec = plan.spec
         job_id = jobmod.new_id()
         delivered = delivers(plan, options)
-        image = self.image_config(spec.image, progress=sys.stderr.isatty())
+        image = self.image_config(spec.image, progress=sys.stderr.isatty(), report=hooks.progress)
         preflight(plan, options)
         if delivered and not job_argv(plan, image):
             raise UsageError(f"image {spec.image!r} has no entrypoint or command, and none was given")
@@ -715,6 +720,12 @@ class _ShimWatch:
 def _hand_on_stdin(sock) -> None:
     raw = getattr(sock, "_sock", sock)
     threading.Thread(target=_forward_stdin, args=(raw,), name="launch-stdin", daemon=True).start()
+
+
+def _terminal_line(line: str) -> None:
+    """A pull's progress on a terminal: one line, rewritten in place."""
+    sys.stderr.write(f"\r\x1b[2K{line}"[:200])
+    sys.stderr.flush()
 
 
 def _forward_stdin(raw) -> None:

@@ -59,8 +59,20 @@ function setUpRun() {
   const form = document.getElementById("run-form");
   if (!form) return;
   form.addEventListener("submit", () => {
-    document.getElementById("run-progress").hidden = false;
+    const progress = document.getElementById("run-progress");
+    progress.hidden = false;
     document.getElementById("run").disabled = true;
+    // while the form is posted, show what the start is doing (an image pull's latest line)
+    const ticket = document.getElementById("run-ticket").value;
+    const poll = async () => {
+      try {
+        const response = await fetch("/jobs/progress/" + encodeURIComponent(ticket), { credentials: "same-origin" });
+        const line = response.ok ? (await response.json()).line : "";
+        if (line) progress.textContent = line;
+      } catch (e) { /* the page is being replaced */ }
+      setTimeout(poll, 300);
+    };
+    setTimeout(poll, 300);
   });
 }
 
