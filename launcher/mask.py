@@ -271,14 +271,19 @@ def masked(streams: Iterable[tuple[bytes | None, bytes | None]], masker: Masker 
     """(stdout, stderr) chunk pairs as (1 or 2, masked bytes), each stream masked on its own (a value split across
     two chunks of one stream is still masked); what a stream holds back comes out at the end."""
     masks = [masker.stream(), masker.stream()] if masker is not None else [None, None]
-    for pair in streams:
-        for index, chunk in enumerate(pair):
-            if not chunk:
-                continue
-            if masks[index] is not None:
-                chunk = masks[index].feed(chunk)
-            if chunk:
-                yield index + 1, chunk
+    try:
+        for pair in streams:
+            for index, chunk in enumerate(pair):
+                if not chunk:
+                    continue
+                if masks[index] is not None:
+                    chunk = masks[index].feed(chunk)
+                if chunk:
+                    yield index + 1, chunk
+    finally:
+        close = getattr(streams, "close", None)
+        if close is not None:
+            close()  # the engine's response too, when the reader stops early
     for index, mask in enumerate(masks):
         if mask is not None:
             rest = mask.flush()

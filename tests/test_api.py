@@ -221,6 +221,36 @@ def test_a_secret_made_over_the_api_reaches_a_job_started_over_the_api_masked(ui
     assert "Traceback" not in log
 
 
+def _engine_connections(pid: int) -> int:
+    """How many unix sockets the server process holds (its connections to the engine among them)."""
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        except OSError:
+            pass
+    return count
+
+
+def test_a_followed_log_whose_reader_goes_away_frees_its_engine_connection(ui_server, docker):
+    """A browser tab closed on a followed log of a quiet job: the server ends its wait on the engine at once,
+    instead of holding a worker thread and a connection until the job prints again."""
+    with client(ui_server, headers=ui_server.auth) as http:
+        started = http.post("/v2/jobs", json={"image": TEST_IMAGE, "command": ["sh", "-c", "echo hi; sleep 300"]})
+        assert started.status_code == 201, started.text
+        job = started.json()["id"]
+        wait_for(lambda: "hi" in http.get(f"/v2/jobs/{job}/logs").text)
+        before = _engine_connections(ui_server.proc.pid)
+        for _ in range(3):
+            with client(ui_server, headers=ui_server.auth) as reader:
+                with reader.stream("GET", f"/v2/jobs/{job}/logs", params={"follow": "true"}) as stream:
+                    assert next(stream.iter_text()) == "hi\n"
+                    assert _engine_connections(ui_server.proc.pid) > before  # the follow holds one
+        wait_for(lambda: _engine_connections(ui_server.proc.pid) <= before, timeout=10, what="the follows to end")
+        assert http.post(f"/v2/jobs/{job}/stop", params={"grace": 0}).status_code == 200
+        assert http.delete(f"/v2/jobs/{job}").status_code == 204
+
+
 def test_openapi_is_valid_and_describes_the_routes(ui_server):
     from openapi_spec_validator import validate
 

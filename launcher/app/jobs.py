@@ -150,14 +150,6 @@ def logs(
     return backend.logs(found, follow=follow, tail=tail), masker
 
 
-def masked_logs(ref: str, **options) -> Iterator[tuple[int, bytes]]:
-    """The job's output, masked, as (1 for stdout / 2 for stderr, bytes) chunks: what the console streams."""
-    from launcher.mask import masked
-
-    streams, masker = logs(ref, **options)
-    return masked(streams, masker)
-
-
 def prune_versions(reg: Registry | None = None) -> None:
     """Let the store drop the old secret versions that no job of this store holds any more (kept since
     `secret edit` so that `launch logs` can mask them). With no engine reachable nothing is dropped."""

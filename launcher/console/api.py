@@ -7,11 +7,12 @@ field, never the input). Errors are application/problem+json: {type, title, stat
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -287,15 +288,35 @@ def get_job(job: JobRef):
     tags=["jobs"],
 )
 def job_logs(
+    request: Request,
     job: JobRef,
     follow: bool = Query(False, description="keep streaming new output"),
     tail: int | None = Query(None, ge=0, le=1_000_000),
 ):
     """The job's stdout and stderr as they came, secret values masked as ***; streamed while `follow`."""
-    chunks = jobs_app.masked_logs(job, follow=follow, tail=tail)
-    return StreamingResponse(
-        (data for _stream, data in chunks), media_type="text/plain; charset=utf-8", headers={"X-Accel-Buffering": "no"}
-    )
+    from starlette.concurrency import iterate_in_threadpool
+
+    from launcher.mask import masked
+
+    streams, masker = jobs_app.logs(job, follow=follow, tail=tail)
+    close = getattr(streams, "close", lambda: None)
+
+    async def reader_gone() -> None:
+        """A quiet job gives nothing to send, so nothing would notice the reader left: look every second."""
+        while not await request.is_disconnected():
+            await asyncio.sleep(1)
+        close()  # ends the worker's wait on the engine
+
+    async def body():
+        watch = asyncio.create_task(reader_gone())
+        try:
+            async for _stream, data in iterate_in_threadpool(masked(streams, masker)):
+                yield data
+        finally:
+            watch.cancel()
+            close()
+
+    return StreamingResponse(body(), media_type="text/plain; charset=utf-8", headers={"X-Accel-Buffering": "no"})
 
 
 @router.post("/jobs/{job}/stop", response_model=Stopped, responses=ERRORS, tags=["jobs"])

@@ -548,7 +548,7 @@ class DockerBackend:
             url = self.api._url("/containers/{0}/logs", job.ref)
             response = self.api._get(url, params=params, stream=True)
             self.api._raise_for_status(response)
-        return demux_frames(response.raw)
+        return LogStream(response, demux_frames(response.raw))
 
     def stop(self, job: jobmod.Job, grace: int = STOP_GRACE) -> None:
         with engine_errors(f"cannot stop job {job.id}"):
@@ -631,6 +631,49 @@ class DockerBackend:
             labels = c.get("Labels") or {}
             if _abandoned(labels.get(LABEL_LAUNCHER, ""), float(c.get("Created", 0))):
                 self.remove_quietly(c["Id"])
+
+
+class LogStream:
+    """A job's output as (stdout, stderr) pairs, with `close()`: closing the engine's response from any thread ends
+    a read that waits for output (a follower whose reader went away must not hold a thread and a connection)."""
+
+    def __init__(self, response, pairs: Iterator[tuple[bytes | None, bytes | None]]):
+        self.response = response
+        self.pairs = pairs
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> tuple[bytes | None, bytes | None]:
+        try:
+            return next(self.pairs)
+        except (OSError, ValueError, AttributeError):
+            if self.response is None:  # closed meanwhile: the end
+                raise StopIteration from None
+            raise
+
+    def close(self) -> None:
+        response, self.response = self.response, None
+        if response is None:
+            return
+        sock = _response_socket(response)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # wakes a read blocked in another thread (a close alone would not)
+            except OSError:
+                pass
+        try:
+            response.close()
+        except Exception:
+            pass
+
+
+def _response_socket(response):
+    """The socket under a streamed `requests` response (http.client's reader over a SocketIO), or None."""
+    try:
+        return response.raw._fp.fp.raw._sock
+    except AttributeError:
+        return None
 
 
 _CONFIRMED: set[str] = set()  # containers whose detached start was confirmed in this process
