@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import secrets
@@ -46,7 +47,13 @@ CHECK = " && ".join(
 
 # the methods of Bench, in the order they run and are reported: the 50-at-once case last, since the engine is
 # still busy removing its containers for a while after it (which skews whatever is measured next)
-CASES = ("run_rm", "secret_ls", "help", "masking", "detached", "previous")
+CASES = ("peer", "run_rm", "sweep", "ps", "secret_ls", "help", "masking", "detached", "previous")
+DOCKERPY_RUN = Path(__file__).with_name("dockerpy_run.py")
+DOCKERPY_PS = Path(__file__).with_name("dockerpy_ps.py")
+PODMAN_SETUP = (
+    "podman not installed (apt-get install -y podman; `default_ulimits = []` under [containers] in "
+    "/etc/containers/containers.conf; see bench/README.md)"
+)
 
 
 class BenchError(Exception):
@@ -64,6 +71,7 @@ class Row:
     target: str
     ok: bool
     failures: str = ""  # commands of the case that exited non-zero (the run case's "no errors" target)
+    skipped: bool = False  # not measured (its peer is not installed): never a pass, never a failure
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,8 @@ class Sizes:
     runs: int  # alternating rounds of the one-shot cases
     bursts: int  # rounds of the concurrent case
     listed: int  # secrets in the store for `launch secret ls`
+    swept: int  # jobs of the sweep case
+    ps_jobs: int  # jobs `launch ps -a` lists
     concurrent: int  # jobs started at once
     mask_mb: int
     warm_up: bool  # an untimed round before the timed ones
@@ -204,13 +214,14 @@ class Bench:
         self.root = root
         self.previous_ref = previous_ref
         self.sizes = sizes
-        self.launch = shutil.which("launch")
+        self.launch = os.environ.get("LAUNCH_BENCH_COMMAND") or shutil.which("launch")
         self.python = shutil.which("python3")
         if not self.launch or not self.python:
             raise BenchError("`launch` and `python3` must be on PATH (pip install -e .)")
         self.hello = [self.python, str(HELLO)]
         self.job = Workload(root, secrets.token_hex(4))
         self.imports: list[tuple[float, str]] = []  # of the one-job case's `launch run`, once it ran
+        self.podman_secrets: list[str] = []  # created for the peer case; removed at the end
         # Bytecode cached as in an installed package, in our folder (the tree stays untouched), whatever this
         # shell says: under PYTHONDONTWRITEBYTECODE an editable install compiles its sources on every start.
         self.env = {**os.environ, "PYTHONPYCACHEPREFIX": str(root / "pycache")}
@@ -246,6 +257,135 @@ class Bench:
         floor = m["docker"] + m["hello"]
         baseline = f"docker run {_ms(m['docker'])} + hello {_ms(m['hello'])} = {_ms(floor)}"
         return _row(f"`launch run --rm`, {N_ENV} env + {N_FILES} file secrets", m["launch"], floor, baseline, 1.15)
+
+    def peer(self) -> list[Row]:
+        """`launch run --rm` against the peer a user would pick instead, `podman run --rm --secret` with the same
+        secrets (when podman is installed), and against the floor of any docker-py client (bench/dockerpy_run.py:
+        create, put the files, start, wait, remove, with the same values)."""
+        env = self.home("peer", self.job.dotenv())
+        launch = [self.launch, "run", "--rm", str(self.job.template)]
+        spec = self.root / "dockerpy.json"
+        spec.write_text(
+            json.dumps(
+                {
+                    "image": IMAGE,
+                    "env": {f"E{i}": self.job.values[f"e{i}"] for i in range(N_ENV)},
+                    "files": {f"/run/secrets/f{i}": self.job.values[f"f{i}"] for i in range(N_FILES)},
+                    "labels": {LABEL: self.job.token},
+                }
+            )
+        )
+        floor = [self.python, str(DOCKERPY_RUN), str(spec)]
+        timed("launch run --rm (check)", [*launch, "--", "sh", "-c", CHECK], env)
+        timed("dockerpy_run.py (check)", [*floor, "sh", "-c", CHECK], env)
+        commands = {
+            "launch": lambda: timed("launch run --rm", launch, env),
+            "dockerpy": lambda: timed("dockerpy_run.py", floor, env),
+        }
+        podman = self.podman(env)
+        if podman is not None:
+            timed("podman run --rm (check)", [*podman[:-1], "sh", "-c", CHECK], env)
+            commands["podman"] = lambda: timed("podman run --rm", podman, env)
+        m = alternate(commands, self.sizes.runs, self.sizes.warm_up)
+        case = f"`launch run --rm`, {N_ENV} env + {N_FILES} file secrets"
+        rows = []
+        if podman is None:
+            rows.append(Row(f"{case}, vs podman", "-", PODMAN_SETUP, "-", "<= 1.3", True, skipped=True))
+        else:
+            base = f"`podman run --rm --secret` (same secrets) {_ms(m['podman'])}"
+            rows.append(_row(f"{case}, vs podman", m["launch"], m["podman"], base, 1.3))
+        base = f"bench/dockerpy_run.py (create, put_archive, start, wait, remove) {_ms(m['dockerpy'])}"
+        rows.append(_row(f"{case}, vs docker-py floor", m["launch"], m["dockerpy"], base, 1.2))
+        return rows
+
+    def podman(self, env: dict[str, str]) -> list[str] | None:
+        """`podman run --rm` with the same 5 env and 5 file secrets (created from stdin), or None without podman."""
+        podman = shutil.which("podman")
+        if podman is None:
+            return None
+        if subprocess.run([podman, "image", "exists", IMAGE], check=False).returncode != 0:
+            save = subprocess.Popen(["docker", "save", IMAGE], stdout=subprocess.PIPE)
+            subprocess.run([podman, "load"], stdin=save.stdout, check=True, stdout=subprocess.DEVNULL)
+            save.wait()
+        args = []
+        for name, value in self.job.values.items():
+            secret = f"launch-bench-{self.job.token}-{name}"
+            self.podman_secrets.append(secret)
+            subprocess.run([podman, "secret", "rm", secret], check=False, capture_output=True)
+            subprocess.run(
+                [podman, "secret", "create", secret, "-"], input=value.encode(), check=True, capture_output=True
+            )
+            if name.startswith("e"):
+                args += ["--secret", f"{secret},type=env,target=E{name[1:]}"]
+            else:
+                args += ["--secret", f"{secret},target=/run/secrets/{name}"]
+        return [podman, "run", "--rm", "--network", "none", *args, IMAGE, "true"]
+
+    def sweep(self) -> Row:
+        """A sweep of N jobs from one command against N `docker run -d` spawned together (first spawn to last
+        exit), each job with the same 5 env and 5 file secrets."""
+        n = self.sizes.swept
+        env = self.home("sweep", self.job.dotenv())
+        values = ",".join(str(i) for i in range(n))
+        launch = [self.launch, "run", str(self.job.template), "--matrix", f"i={values}"]
+        docker = self.job.docker("-d")
+        failures: list[str] = []
+
+        def one_sweep() -> float:
+            try:
+                started = time.perf_counter()
+                checked("launch run --matrix", launch, env)
+                return time.perf_counter() - started
+            finally:
+                self.job.remove_containers()
+
+        def at_once() -> float:
+            try:
+                elapsed, errors = burst(docker, env, n)
+            finally:
+                self.job.remove_containers()
+            failures.extend(f"docker run -d: {error}" for error in errors)
+            return elapsed
+
+        runs = max(1, min(self.sizes.runs, 5))
+        m = alternate({"launch": one_sweep, "docker": at_once}, runs, self.sizes.warm_up)
+        row = _row(
+            f"a sweep of {n} jobs from one command (`--matrix`), 5 env + 5 file secrets each",
+            m["launch"],
+            m["docker"],
+            f"{n} `docker run -d` at once {_ms(m['docker'])} (medians of {runs})",
+            1.2,
+        )
+        return replace(row, ok=False, failures=f"{len(failures)} failed: {failures[0]}") if failures else row
+
+    def ps(self) -> Row:
+        """`launch ps -a` with N ended jobs against a docker-py script listing the same containers with labels."""
+        n = self.sizes.ps_jobs
+        env = self.home("ps", self.job.dotenv())
+        values = ",".join(str(i) for i in range(n))
+        checked(
+            "launch run --matrix (the jobs to list)",
+            [self.launch, "run", str(self.job.template), "--matrix", f"i={values}"],
+            env,
+        )
+        launch = [self.launch, "ps", "-a"]
+        floor = [self.python, str(DOCKERPY_PS), f"{LABEL}={self.job.token}"]
+        try:
+            listed = checked("launch ps -a", launch, env, subprocess.PIPE).decode()
+            if listed.count("\n") < n:
+                raise BenchError(f"`launch ps -a` listed fewer than {n} jobs")
+            m = alternate(
+                {
+                    "launch": lambda: timed("launch ps -a", launch, env),
+                    "dockerpy": lambda: timed("dockerpy_ps.py", floor, env),
+                },
+                self.sizes.runs,
+                self.sizes.warm_up,
+            )
+        finally:
+            self.job.remove_containers()
+        base = f"bench/dockerpy_ps.py, the same {n} containers with their labels {_ms(m['dockerpy'])}"
+        return _row(f"`launch ps -a`, {n} jobs", m["launch"], m["dockerpy"], base, 1.1)
 
     def previous(self) -> Row:
         """`launch run --rm` of this checkout against the same command of an earlier commit (`--previous REF`),
@@ -443,6 +583,8 @@ def render(rows: list[Row], facts: dict[str, str], imports: list[tuple[float, st
 
 
 def _verdict(row: Row) -> str:
+    if row.skipped:
+        return "not measured"
     return ("pass" if row.ok else "FAIL") + (f" ({row.failures})" if row.failures else "")
 
 
@@ -462,9 +604,11 @@ def main() -> int:
     cases = args.case or [c for c in CASES if c != "previous" or args.previous]
     runs = max(1, args.runs)
     if args.quick:
-        sizes = Sizes(runs=1, bursts=1, listed=20, concurrent=5, mask_mb=2, warm_up=False)
+        sizes = Sizes(runs=1, bursts=1, listed=20, swept=3, ps_jobs=5, concurrent=5, mask_mb=2, warm_up=False)
     else:
-        sizes = Sizes(runs=runs, bursts=min(runs, 3), listed=1000, concurrent=50, mask_mb=64, warm_up=True)
+        sizes = Sizes(
+            runs=runs, bursts=min(runs, 3), listed=10000, swept=20, ps_jobs=200, concurrent=50, mask_mb=64, warm_up=True
+        )
     with tempfile.TemporaryDirectory(prefix="launch-bench-") as folder:
         try:
             bench = Bench(Path(folder), sizes, args.previous)
@@ -475,14 +619,19 @@ def main() -> int:
         try:
             rows = []
             for case in cases:
-                r = getattr(bench, case)()
-                rows.append(r)
-                print(f"bench: {r.case}: {r.measured}; {r.baseline}; ratio {r.ratio}; {_verdict(r)}", file=sys.stderr)
+                result = getattr(bench, case)()
+                for r in result if isinstance(result, list) else [result]:
+                    rows.append(r)
+                    print(
+                        f"bench: {r.case}: {r.measured}; {r.baseline}; ratio {r.ratio}; {_verdict(r)}", file=sys.stderr
+                    )
         except BenchError as exc:
             print(f"bench: {exc}", file=sys.stderr)
             return 2
         finally:
             bench.job.remove_containers()
+            for secret in bench.podman_secrets:
+                subprocess.run(["podman", "secret", "rm", secret], check=False, capture_output=True)
         imports = bench.imports
     command = "python3 bench/run.py" + (" --quick" if args.quick else f" --runs {sizes.runs}")
     command += "".join(f" --case {case}" for case in args.case or ())
@@ -492,7 +641,7 @@ def main() -> int:
     print(f"bench: wrote {args.out}", file=sys.stderr)
     if any(r.failures for r in rows):
         return 2
-    return 0 if args.quick or all(r.ok for r in rows) else 1
+    return 0 if args.quick or all(r.ok or r.skipped for r in rows) else 1
 
 
 if __name__ == "__main__":

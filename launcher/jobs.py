@@ -22,6 +22,7 @@ LABEL_DEADLINE = "launch.deadline"  # epoch seconds after which the job is stopp
 LABEL_RM = "launch.rm"  # "1": remove the job once it has ended
 LABEL_BACKEND = "launch.backend"
 LABEL_STORE = "launch.store"  # which store started the job: `Store.tag()`, a hash that reveals nothing
+LABEL_SWEEP = "launch.sweep"  # the id of the sweep (launcher.app.sweep) the job belongs to
 
 _DURATION = re.compile(r"(\d+)([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -157,6 +158,7 @@ class Job:
             "secrets": self.secrets,
             "backend": self.backend,
             "store": self.store,
+            "sweep": self.labels.get(LABEL_SWEEP),
         }
 
 

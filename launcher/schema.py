@@ -447,6 +447,13 @@ TEMPLATE = Record(
         ),
         "backend": Text("Where to run: docker (default) or swarm.", BACKEND, "docker or swarm", True),
         "constraints": ListOf(Text(), "Swarm placement constraints, e.g. node.labels.gpu==true."),
+        "matrix": MapOf(
+            ListOf(Text(), "The values, as written (each job gets one as text)."),
+            "A sweep: one job per combination of the values; each key becomes an env variable, upper-cased "
+            "(lr: [1e-3, 1e-4] sets LR). `launch run --matrix KEY=V1,V2` adds or replaces an axis.",
+            refs.ENV_NAME,
+            "invalid matrix key {key!r} (use " + refs.ENV_NAME_HINT + ")",
+        ),
     },
     description="A launch pod template.",
 )

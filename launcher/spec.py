@@ -96,6 +96,9 @@ class Spec:
     backend: str | None = None  # "docker" | "swarm"; None: --backend, $LAUNCH_BACKEND, else "docker"
     constraints: tuple[str, ...] = ()  # swarm placement constraints, e.g. "node.labels.gpu==true"
     source: str | None = None  # the template file it came from, if any
+    # a sweep (launcher.app.sweep): (key, its values as written) per axis, in order; the job runs once per
+    # combination, with the key upper-cased as an env variable
+    matrix: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def secret_keys(self) -> tuple[str, ...]:
         """Every secret name this job uses, sorted, each once."""

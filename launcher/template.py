@@ -185,6 +185,10 @@ def _build(doc: _Document, base_dir: Path | None) -> Spec:
         backend=text("backend"),
         constraints=tuple(doc.text(("constraints", i)) for i in range(len(data.get("constraints", [])))),
         source=doc.filename,
+        matrix=tuple(
+            (key, tuple(doc.text(("matrix", key, i)) for i in range(len(values))))
+            for key, values in data.get("matrix", {}).items()
+        ),
     )
 
 

@@ -65,3 +65,25 @@ def test_a_requests_that_needs_a_detector_gets_a_plain_import(tmp_path):
         path=str(tmp_path),
     )
     assert result.stdout.split() == ["True", "True", "True"], result.stderr
+
+
+def test_certifi_is_not_imported_for_docker_yet_requests_gets_the_same_bundle():
+    # without site's .pth files (a sandbox's may import certifi at start-up): site-packages on sys.path only
+    import site
+    from pathlib import Path
+
+    repo = str(Path(__file__).resolve().parents[1])
+    code = f"""
+import sys
+sys.path[:0] = [{repo!r}]
+sys.path += {site.getsitepackages()!r}
+from launcher.runtime.common import import_docker
+import_docker()
+import requests.utils
+assert "certifi" not in sys.modules
+import certifi  # the real one, loaded later by whoever asks
+assert requests.utils.DEFAULT_CA_BUNDLE_PATH == certifi.where(), requests.utils.DEFAULT_CA_BUNDLE_PATH
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-S", "-c", code], check=False, capture_output=True, text=True)
+    assert result.stdout.strip() == "ok", result.stderr

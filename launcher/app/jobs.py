@@ -56,6 +56,20 @@ class Registry:
             job = others[0]
         return self.backend_of(job), job
 
+    def find_all(self, ref: str) -> list:
+        """[(backend, job)]: every job of this store's sweep `ref` (its full id), else the one job `ref` names."""
+        from launcher.jobs import LABEL_SWEEP, check_ref
+
+        check_ref(ref)
+        members = [job for job in self.list(all=True) if job.labels.get(LABEL_SWEEP) == ref]
+        if members:
+            return [(self.backend_of(job), job) for job in members]
+        from launcher.app import waiter
+
+        if waiter.pending(ref):
+            return []  # a sweep whose jobs all wait: ending its waiter is all there is to do
+        return [self.find(ref)]
+
     def backend_of(self, job):
         return next(b for b in self.backends if b.name == job.backend)
 
@@ -164,15 +178,25 @@ def prune_versions(reg: Registry | None = None) -> None:
     Store.open().prune_versions((name, version) for job in jobs for name, version in job.secrets.items())
 
 
-def _on_each(refs: Iterable[str], act, done: Warn) -> list[str]:
-    """Find every job first (a bad name changes nothing), then act on each, then sweep what they leave."""
+def _on_each(refs: Iterable[str], act, done: Warn, check=None) -> list[str]:
+    """Find every job first (a bad name changes nothing; a sweep's id names all its jobs), then `check` them all,
+    end the waiters of the sweeps named (no more of their jobs start), act on each, then sweep what they leave."""
+    from launcher.app import waiter
     from launcher.jobs import check_ref
 
     refs = list(refs)
     for ref in refs:  # before the engine is asked anything
         check_ref(ref)
     reg = registry()
-    found = [reg.find(ref) for ref in refs]
+
+    def find() -> list:
+        return list({job.id: (backend, job) for ref in refs for backend, job in reg.find_all(ref)}.values())
+
+    found = find()
+    if check is not None:
+        check(found)
+    if any([waiter.cancel(ref) for ref in refs]):  # every one; then the jobs they started meanwhile too
+        found = find()
     ids = []
     for backend, job in found:
         act(backend, job)
@@ -190,9 +214,19 @@ def stop(refs: Iterable[str], grace: int = 10, done: Warn = ignore) -> list[str]
     return _on_each(refs, lambda backend, job: backend.stop(job, grace=grace), done)
 
 
+def _none_running(found) -> None:
+    """`rm` without --force refuses before removing anything when one of the jobs named still runs."""
+    from launcher.errors import Conflict
+
+    running = [job for _, job in found if job.running]
+    if len(found) > 1 and running:
+        listed = ", ".join(job.id for job in running[:5]) + (", ..." if len(running) > 5 else "")
+        raise Conflict(f"{len(running)} of these jobs are running ({listed}); stop them first or pass --force")
+
+
 def remove(refs: Iterable[str], force: bool = False, done: Warn = ignore) -> list[str]:
     """Remove ended jobs (running ones with `force`); the ids removed."""
-    ids = _on_each(refs, lambda backend, job: backend.remove(job, force=force), done)
+    ids = _on_each(refs, lambda backend, job: backend.remove(job, force=force), done, None if force else _none_running)
     prune_versions()
     return ids
 

@@ -97,15 +97,21 @@ def run(
     started: Callable[[str], None] | None = None,
     warn: Warn = ignore,
     progress: Callable[[str], None] | None = None,
+    prepared: tuple[Any, int | None] | None = None,
 ) -> RunResult:
     """Start the job (or, with `dry_run`, check it and return its redacted plan). `started(job_id)` runs once the
     job's command runs; `warn` gets what the user should be told besides (the --plain-env warning); `progress`,
-    when given, gets an image pull's progress line by line (else a terminal shows it)."""
+    when given, gets an image pull's progress line by line (else a terminal shows it). `prepared`: what
+    `prepare_spec(request)` returned, when the caller has it (launcher.app.sweep.launch). A template with a
+    `matrix:` is a sweep: launcher.app.sweep starts it."""
     from launcher import runtime
+    from launcher.errors import UsageError
     from launcher.runtime.common import RunHooks, RunOptions
     from launcher.store import Store
 
-    spec, seconds = prepare_spec(request)
+    spec, seconds = prepared or prepare_spec(request)
+    if spec.matrix:
+        raise UsageError("the template has a matrix: it starts a sweep (launch run with --matrix, or the sweep API)")
     store = Store.open()
     plan, revealed = build_plan(spec, store)
 

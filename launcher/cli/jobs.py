@@ -48,8 +48,36 @@ def ps(
             )
         )
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-    for r in table:
-        sys.stdout.write("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip() + "\n")
+
+    def line(r) -> str:
+        return "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip() + "\n"
+
+    # a sweep's jobs together under one line naming it, where its newest job would be
+    sys.stdout.write(line(table[0]))
+    groups: dict[str | None, list[int]] = {}
+    order: list[str | int] = []
+    for index, row in enumerate(rows):
+        sweep = row.get("sweep")
+        if sweep is None:
+            order.append(index)
+            continue
+        if sweep not in groups:
+            groups[sweep] = []
+            order.append(sweep)
+        groups[sweep].append(index)
+    for item in order:
+        if isinstance(item, int):
+            sys.stdout.write(line(table[item + 1]))
+            continue
+        from launcher.app.sweep import waiting
+
+        members = [rows[i] for i in groups[item]]
+        running = sum(1 for m in members if m["status"] == "running")
+        left = waiting(item)
+        more = f", {left} waiting" if left else ""
+        sys.stdout.write(f"sweep {item}: {len(members)} jobs ({running} running{more})\n")
+        for i in groups[item]:
+            sys.stdout.write("  " + line(table[i + 1]))
     if any(row["stale_secrets"] for row in rows):
         sys.stderr.write("launch: (old) marks a running job holding a secret edited since it started\n")
 

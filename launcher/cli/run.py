@@ -55,13 +55,21 @@ def run(
         False, "--interactive", "-i", help="Pass your stdin on to the job (after its secrets), as docker run -i."
     ),
     read_only: bool = typer.Option(False, "--read-only", help="Mount the job's root filesystem read-only."),
+    matrix: list[str] = typer.Option(
+        [],
+        "--matrix",
+        help="A sweep: KEY=V1,V2,... (repeatable); one detached job per combination, KEY upper-cased in its env.",
+    ),
+    max_parallel: int | None = typer.Option(
+        None, "--max-parallel", help="A sweep runs at most N jobs at once; the rest start as others end."
+    ),
     backend_name: str | None = typer.Option(
         None, "--backend", help="docker (the local engine, default) or swarm; also $LAUNCH_BACKEND or `backend:`."
     ),
 ) -> None:
     """Run a job: resolve its secret references from the store and start it."""
-    from launcher.app.run import RunRequest
-    from launcher.app.run import run as run_job
+    from launcher.app.run import RunRequest, RunResult
+    from launcher.app.sweep import SweepRequest, launch
 
     request = RunRequest(
         template=template,
@@ -82,16 +90,32 @@ def run(
         backend=backend_name,
         environ=os.environ,
     )
-    result = run_job(request, started=_print_id if detach else None, warn=_warn)
-    if result.plan is not None:
-        write_json(result.plan, sort_keys=True)
+    sweep = SweepRequest(request, matrix=tuple(matrix), max_parallel=max_parallel)
+    # a sweep's jobs are detached whatever the flags: each one's id is printed once its command runs
+    result = launch(sweep, started=_print_id if detach else None, each=_print_id, failed=_failed, warn=_warn)
+    if isinstance(result, RunResult):
+        if result.plan is not None:
+            write_json(result.plan, sort_keys=True)
+            return
+        raise typer.Exit(result.code)
+    if result.plans is not None:
+        write_json(result.plans, sort_keys=True)
         return
+    waits = f"; {len(result.waiting)} more start as others end (--max-parallel)" if result.waiting else ""
+    _warn(f"sweep {result.sweep_id}: {len(result.started)} jobs started{waits}")
+    if result.failed:
+        total = len(result.started) + len(result.failed) + len(result.waiting)
+        _warn(f"error: sweep {result.sweep_id}: {len(result.failed)} of {total} jobs failed to start")
     raise typer.Exit(result.code)
 
 
 def _print_id(job_id: str) -> None:
     sys.stdout.write(job_id + "\n")
     sys.stdout.flush()
+
+
+def _failed(name: str, error) -> None:
+    sys.stderr.write(f"launch: error: job {name}: {error.message}\n")
 
 
 def _warn(message: str) -> None:

@@ -73,18 +73,23 @@ def forget(job_id: str) -> None:
         pass
 
 
-def spawn(backend: str, job_id: str, ref: str, deadline: float | None, payload=None) -> None:
-    """Start the warden of one job; `payload` (a Bundle) only for a job the engine may restart."""
-    env = {name: os.environ[name] for name in _ENV if name in os.environ}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "launcher.runtime.warden"],
+def detached(module: str) -> subprocess.Popen:
+    """`python -m MODULE` in a session of its own (it outlives the launcher), its stdin a pipe for what it is to
+    hold, no output, and an environment of only the variables in _ENV (launcher.app.waiter starts this way too)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", module],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
         close_fds=True,
-        env=env,
+        env={name: os.environ[name] for name in _ENV if name in os.environ},
     )
+
+
+def spawn(backend: str, job_id: str, ref: str, deadline: float | None, payload=None) -> None:
+    """Start the warden of one job; `payload` (a Bundle) only for a job the engine may restart."""
+    process = detached("launcher.runtime.warden")
     if payload is not None:
         from launcher.runtime.common import boot_id
 
