@@ -199,8 +199,11 @@ def connect():
 
 
 def is_swarm_manager(client) -> bool:
+    """Whether the engine manages a swarm: `GET /swarm` answers only on a manager (503 elsewhere). A few ms,
+    where `GET /info` (which gathers the whole engine's state) costs 15-35 ms of every `launch ps` here."""
     try:
-        return bool((client.info().get("Swarm") or {}).get("ControlAvailable"))
+        client.api.inspect_swarm()
+        return True
     except Exception:
         return False
 

@@ -584,30 +584,39 @@ class DockerBackend:
             "spec": spec,
         }
 
-    def sweep(self) -> None:
-        """Housekeeping on every run and ps: expired life-spans are stopped, and jobs a launcher left created
-        but never started (it was killed between create and start) are removed."""
+    def sweep(self, jobs: list[jobmod.Job] | None = None) -> bool:
+        """Housekeeping on every ps (and the cheap part on every run): expired life-spans are stopped, restarted
+        jobs whose warden is gone are told so, and jobs a launcher left created but never started (it was killed
+        between create and start) are removed. `jobs`: this engine's listing, when the caller has one. Returns
+        whether it changed anything (a listing taken before is then out of date)."""
         now = time.time()
-        for job in self.jobs(all=True):
-            if job.running and job.status != "created" and job.deadline is not None and job.deadline <= now:
+        changed = False
+        for job in self.jobs(all=True) if jobs is None else jobs:
+            if job.status == "created":
+                if _abandoned(job.labels.get(LABEL_LAUNCHER, ""), job.created):
+                    self.remove_quietly(job.ref)
+                    changed = True
+                continue
+            if job.running and job.deadline is not None and job.deadline <= now:
                 try:
                     self.api.stop(job.ref, timeout=STOP_GRACE)
+                    changed = True
                 except Exception:
                     pass
             if job.running and job.labels.get(LABEL_WARDEN) == "1":
-                self._orphaned(job)
-        self._sweep_abandoned()
+                changed = self._orphaned(job) or changed
+        return changed
 
-    def _orphaned(self, job: jobmod.Job) -> None:
+    def _orphaned(self, job: jobmod.Job) -> bool:
         """A job with a restart policy whose warden is gone (a reboot) waits in its shim for secrets no one can
         send: tell the shim so (one line in the job's log, exit 126, its command not run) and stop restarting it."""
         from launcher.runtime import warden
 
         if warden.alive(job.id):
-            return
+            return False
         try:
             if shim_state(self.api, job.ref) != "shim":
-                return  # its command runs; a later restart will be seen by a later sweep
+                return False  # its command runs; a later restart will be seen by a later sweep
             self.api.update_container(job.ref, restart_policy={"Name": "no"})
             sock = self._attach(job.ref, stdin=True, output=False)
             try:
@@ -617,8 +626,9 @@ class DockerBackend:
             finally:
                 _close(sock)
             warden.forget(job.id)
+            return True
         except Exception:
-            pass  # housekeeping: the next sweep tries again
+            return False  # housekeeping: the next sweep tries again
 
     def _sweep_abandoned(self) -> None:
         """Remove jobs in "created" whose launcher is gone: created on this machine by a process that no longer

@@ -982,9 +982,10 @@ class SwarmBackend:
             "spec": json.loads(job.labels.get(jobmod.LABEL_SPEC, "{}") or "{}"),
         }
 
-    def sweep(self) -> None:
+    def sweep(self, jobs=None) -> bool:
         """Housekeeping on every run: expired life-spans are stopped, ended `--rm` jobs removed, ended jobs retired
-        (their secrets released), and launch's swarm objects that no service names any more removed."""
+        (their secrets released), and launch's swarm objects that no service names any more removed. `jobs` is
+        not used (this needs the services and their tasks); True: a listing taken before may be out of date."""
         now = time.time()
         services = self._services()
         tasks = self._tasks_by_service(services)
@@ -1008,6 +1009,7 @@ class SwarmBackend:
         for probe in self.api.containers(all=True, filters={"label": LABEL_PROBE}):
             if probe.get("Created", now) < now - PROBE_MAX_AGE:
                 self.local.remove_quietly(probe["Id"])
+        return True
 
 
 class _Watch:
