@@ -47,7 +47,7 @@ CHECK = " && ".join(
 
 # the methods of Bench, in the order they run and are reported: the 50-at-once case last, since the engine is
 # still busy removing its containers for a while after it (which skews whatever is measured next)
-CASES = ("peer", "run_rm", "sweep", "ps", "secret_ls", "help", "masking", "detached", "previous")
+CASES = ("peer", "run_rm", "api", "sweep", "ps", "secret_ls", "help", "masking", "detached", "previous")
 DOCKERPY_RUN = Path(__file__).with_name("dockerpy_run.py")
 DOCKERPY_PS = Path(__file__).with_name("dockerpy_ps.py")
 PODMAN_SETUP = (
@@ -297,6 +297,75 @@ class Bench:
         base = f"bench/dockerpy_run.py (create, put_archive, start, wait, remove) {_ms(m['dockerpy'])}"
         rows.append(_row(f"{case}, vs docker-py floor", m["launch"], m["dockerpy"], base, 1.2))
         return rows
+
+    def api(self) -> Row:
+        """A job started through the console's API (a warm `launch ui` server: POST /v2/jobs of a saved template with
+        5 env + 5 file secrets, returning once the job's command runs) against the engine's own create + start of
+        the same container (docker-py in this process, plain values), one request each, in turn."""
+        import urllib.request
+
+        import docker
+
+        env = {**self.home("api", self.job.dotenv()), "LAUNCH_UI_TOKEN": secrets.token_hex(16)}
+        server = subprocess.Popen(
+            [self.launch, "ui", "--no-browser", "--port", "0"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            info = Path(env["LAUNCH_HOME"]) / "ui.json"
+            for _ in range(300):
+                if info.exists():
+                    break
+                time.sleep(0.05)
+            else:
+                raise BenchError("`launch ui` wrote no ui.json in 15 s")
+            url = json.loads(info.read_text())["url"].split("?", 1)[0].rstrip("/")
+            headers = {"Authorization": f"Bearer {env['LAUNCH_UI_TOKEN']}", "Content-Type": "application/json"}
+
+            def post(path: str, body: dict) -> dict:
+                request = urllib.request.Request(url + path, json.dumps(body).encode(), headers, method="POST")
+                with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+                    return json.loads(response.read())
+
+            post("/v2/templates", {"name": "bench", "yaml": self.job.template.read_text()})
+            client = docker.from_env().api
+            values = {f"E{i}": self.job.values[f"e{i}"] for i in range(N_ENV)}
+
+            def engine() -> float:
+                started = time.perf_counter()
+                cid = client.create_container(
+                    IMAGE,
+                    command=["true"],
+                    environment=values,
+                    labels={LABEL: self.job.token},
+                    host_config=client.create_host_config(network_mode="none"),
+                )["Id"]
+                client.start(cid)
+                return time.perf_counter() - started
+
+            def through_api() -> float:
+                started = time.perf_counter()
+                post("/v2/jobs", {"template": "bench"})
+                return time.perf_counter() - started
+
+            m = alternate({"api": through_api, "engine": engine}, self.sizes.runs, self.sizes.warm_up)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+            self.job.remove_containers()
+        extra = (m["api"] - m["engine"]) * 1000
+        baseline = f"the engine's create + start (docker-py) {_ms(m['engine'])}"
+        return Row(
+            "a job through the console's API (warm server), 5 env + 5 file secrets",
+            _ms(m["api"]),
+            baseline,
+            f"+{extra:.0f} ms",
+            "<= +25 ms",
+            extra <= 25,
+        )
 
     def podman(self, env: dict[str, str]) -> list[str] | None:
         """`podman run --rm` with the same 5 env and 5 file secrets (created from stdin), or None without podman."""
