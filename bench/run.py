@@ -408,15 +408,8 @@ class Bench:
             finally:
                 self.job.remove_containers()
 
-        def at_once() -> float:
-            try:
-                elapsed, errors = burst(docker, env, n)
-            finally:
-                self.job.remove_containers()
-            failures.extend(f"docker run -d: {error}" for error in errors)
-            return elapsed
-
         runs = max(1, min(self.sizes.runs, 5))
+        at_once = self._at_once("docker run -d", docker, env, n, failures)
         m = alternate({"launch": one_sweep, "docker": at_once}, runs, self.sizes.warm_up)
         row = _row(
             f"a sweep of {n} jobs from one command (`--matrix`), 5 env + 5 file secrets each",
@@ -498,6 +491,22 @@ class Bench:
         m = self._versus_hello("launch secret ls", [self.launch, "secret", "ls"], self.hello, env)
         return _row(f"`launch secret ls`, {n:,} secrets", m["launch"], m["hello"], f"hello {_ms(m['hello'])}", 1.2)
 
+    def _at_once(
+        self, label: str, argv: list[str], env: dict[str, str], n: int, failures: list[str]
+    ) -> Callable[[], float]:
+        """A round of `n` copies of `argv` spawned together, timed, their containers removed after; the failed
+        copies' last lines go to `failures` (a result of the case, not an accident)."""
+
+        def go() -> float:
+            try:
+                elapsed, errors = burst(argv, env, n)
+            finally:
+                self.job.remove_containers()
+            failures.extend(f"{label}: {error}" for error in errors)
+            return elapsed
+
+        return go
+
     def help(self) -> Row:
         env = {**self.env, "LAUNCH_HOME": str(self.root / "help")}
         m = self._versus_hello("launch --help", [self.launch, "--help"], [*self.hello, "--help"], env)
@@ -515,15 +524,7 @@ class Bench:
         failures: list[str] = []
 
         def at_once(label: str, argv: list[str]) -> Callable[[], float]:
-            def go() -> float:
-                try:
-                    elapsed, errors = burst(argv, env, n)
-                finally:
-                    self.job.remove_containers()
-                failures.extend(f"{label}: {error}" for error in errors)
-                return elapsed
-
-            return go
+            return self._at_once(label, argv, env, n, failures)
 
         # n hello apps, and n bare interpreters, at once are no targets: they show what Typer alone, and Python
         # alone, take when n of them start together on these cores

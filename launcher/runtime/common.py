@@ -26,6 +26,21 @@ STOP_GRACE = 10  # seconds between SIGTERM and SIGKILL, as `docker stop`
 LABEL_LAUNCHER = "launch.launcher"  # "BOOT_ID:PID" of the launcher that created the job (to find abandoned ones)
 
 
+def process_alive(stamp: str) -> bool | None:
+    """Whether the process a "BOOT_ID:PID" stamp names still runs: None when the stamp is not of this boot (or not a
+    stamp), so the caller decides. A pid of another user's counts as alive."""
+    boot, _, pid = stamp.strip().partition(":")
+    if not boot or boot != boot_id() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def boot_id() -> str:
     """This machine's boot id (Linux), so a pid in a label is only compared on the boot that made it."""
     try:

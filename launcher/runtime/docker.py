@@ -39,13 +39,13 @@ from launcher.runtime.common import (
     RunOptions,
     Terminated,
     api_error_text,
-    boot_id,
     connect,
     demux_frames,
     engine_errors,
     install_sigterm,
     job_argv,
     plan_labels,
+    process_alive,
     pump,
 )
 
@@ -732,20 +732,10 @@ def _confirmed(container_id: str) -> bool:
 def _abandoned(launcher: str, created: float, now: float | None = None) -> bool:
     """Whether a never-started job's launcher (label "BOOT_ID:PID") is gone."""
     now = time.time() if now is None else now
-    boot, _, pid = launcher.partition(":")
-    if boot and boot == boot_id() and pid.isdigit():
-        return not _alive(int(pid))
+    alive = process_alive(launcher)
+    if alive is not None:
+        return not alive
     return now - created > ABANDONED_AFTER
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class _ShimWatch:

@@ -49,21 +49,12 @@ def _pidfile(job_id: str):
 
 def alive(job_id: str) -> bool:
     """Whether the warden `spawn` started for this job still runs (its pid, on this boot)."""
-    from launcher.runtime.common import boot_id
+    from launcher.runtime.common import process_alive
 
     try:
-        boot, _, pid = _pidfile(job_id).read_text().partition(":")
+        return bool(process_alive(_pidfile(job_id).read_text()))
     except OSError:
         return False
-    if boot != boot_id() or not pid.strip().isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def forget(job_id: str) -> None:
