@@ -29,6 +29,8 @@ class Plan:
     secret_env: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # variables holding a secret, resolved
     files: tuple[tuple[SecretFile, bytes], ...] = field(default=(), repr=False)  # each secret file and its content
     versions: dict[str, int] = field(default_factory=dict)  # the version of every secret used
+    # each secret an env variable uses, by name (a backend that delivers references, not joined text: kubernetes)
+    env_values: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:
         """Names only: a plan may be printed by a debugger or a log line, and must not leak through it."""
@@ -53,7 +55,9 @@ def resolve(spec: Spec, revealed: Mapping[str, Revealed]) -> Plan:
     env = tuple((v.name, _join(v, revealed)) for v in spec.env if not v.is_secret)
     secret_env = tuple((v.name, _sized(v, _join(v, revealed))) for v in spec.env if v.is_secret)
     files = tuple((f, bytes(revealed[f.key].value)) for f in spec.secret_files)
-    return Plan(spec, env, secret_env, files, {key: revealed[key].version for key in keys})
+    env_keys = sorted({ref.key for v in spec.env for ref in v.refs})
+    env_values = {key: bytes(revealed[key].value) for key in env_keys}
+    return Plan(spec, env, secret_env, files, {key: revealed[key].version for key in keys}, env_values)
 
 
 MAX_ENV_STRING = 131072  # the kernel's MAX_ARG_STRLEN: one "NAME=value" string, its NUL included

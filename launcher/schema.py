@@ -34,6 +34,8 @@ KeyPath = tuple[str | int, ...]
 
 # Text patterns shared with the command line (launcher.overrides). A job's name: launcher.names.
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # a network name, as Docker accepts them
+KUBE_NAMESPACE = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"  # a DNS-1123 label, what a namespace name is
+KUBE_CONTEXT = r"^[^\s].{0,252}$"  # kubeconfig context names are free text (EKS: arn:aws:eks:...:cluster/x)
 NAME_HINT = "letters, digits, '_', '.' and '-', starting with a letter or digit"
 IMAGE = r"^[^\s]+$"
 PORT = r"^(([0-9]{1,3}(\.[0-9]{1,3}){3}|\[[0-9A-Fa-f:.]+\]):)?([0-9]{1,5}:)?[0-9]{1,5}(/(tcp|udp))?$"
@@ -42,7 +44,7 @@ RESTART = r"^(no|always|unless-stopped|on-failure(:[0-9]+)?)$"
 USER = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$"
 GPUS = r"^([1-9][0-9]*|all)$"
 PROTOCOL = r"^(tcp|udp)$"
-BACKEND = r"^(docker|swarm)$"
+BACKEND = r"^(docker|swarm|kubernetes)$"
 
 
 class Source(Protocol):
@@ -413,6 +415,21 @@ RESOURCES = Record(
     description="Limits and devices.",
 )
 
+KUBERNETES = Record(
+    {
+        "context": Text(
+            "The kubeconfig context to run in (default: the current context).", KUBE_CONTEXT, "a context name", True
+        ),
+        "namespace": Text(
+            "The namespace to run in (default: the context's, else default).",
+            KUBE_NAMESPACE,
+            "a namespace name: lowercase letters, digits and '-', at most 63",
+            True,
+        ),
+    },
+    description="Where the kubernetes backend runs the job (--context and --namespace override these).",
+)
+
 TEMPLATE = Record(
     {
         "description": Text("What this template is for (shown by `launch templates ls`)."),
@@ -445,8 +462,13 @@ TEMPLATE = Record(
         "network": Text(
             "none, host, bridge, or the name of a Docker network.", NAME, f"a network name of {NAME_HINT}", True
         ),
-        "backend": Text("Where to run: docker (default) or swarm.", BACKEND, "docker or swarm", True),
-        "constraints": ListOf(Text(), "Swarm placement constraints, e.g. node.labels.gpu==true."),
+        "backend": Text(
+            "Where to run: docker (default), swarm or kubernetes.", BACKEND, "docker, swarm or kubernetes", True
+        ),
+        "constraints": ListOf(
+            Text(), "Placement: swarm constraints, e.g. node.labels.gpu==true (node selectors on kubernetes)."
+        ),
+        "kubernetes": KUBERNETES,
         "matrix": MapOf(
             ListOf(Text(), "The values, as written (each job gets one as text)."),
             "A sweep: one job per combination of the values; each key becomes an env variable, upper-cased "

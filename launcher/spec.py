@@ -93,8 +93,10 @@ class Spec:
     name: str | None = None
     read_only: bool = False  # Docker's --read-only: the root filesystem is mounted read-only
     network: str | None = None  # "none", "host", "bridge" or a network name; None: the engine's default
-    backend: str | None = None  # "docker" | "swarm"; None: --backend, $LAUNCH_BACKEND, else "docker"
-    constraints: tuple[str, ...] = ()  # swarm placement constraints, e.g. "node.labels.gpu==true"
+    backend: str | None = None  # "docker" | "swarm" | "kubernetes"; None: --backend, $LAUNCH_BACKEND, else "docker"
+    context: str | None = None  # kubernetes: the kubeconfig context (None: the current one)
+    namespace: str | None = None  # kubernetes: the namespace (None: the context's, else "default")
+    constraints: tuple[str, ...] = ()  # placement, e.g. "node.labels.gpu==true" (kubernetes: a node selector)
     source: str | None = None  # the template file it came from, if any
     # a sweep (launcher.app.sweep): (key, its values as written) per axis, in order; the job runs once per
     # combination, with the key upper-cased as an env variable

@@ -183,6 +183,8 @@ def _build(doc: _Document, base_dir: Path | None) -> Spec:
         read_only=bool(data.get("read_only", False)),
         network=text("network"),
         backend=text("backend"),
+        context=doc.text(("kubernetes", "context")) if "context" in data.get("kubernetes", {}) else None,
+        namespace=doc.text(("kubernetes", "namespace")) if "namespace" in data.get("kubernetes", {}) else None,
         constraints=tuple(doc.text(("constraints", i)) for i in range(len(data.get("constraints", [])))),
         source=doc.filename,
         matrix=tuple(

@@ -363,7 +363,7 @@ def test_yaml_anchors_and_merge_keys_work():
         ("labels:\n  a: {b: c}\n", "job.yaml:2:6: labels.a: expected text, got a map"),
         ("name: -bad\n", "job.yaml:1:7: name: expected a job name of 1 to 63 letters"),
         ("network: a b\n", "job.yaml:1:10: network: expected a network name"),
-        ("backend: k8s\n", "job.yaml:1:10: backend: expected docker or swarm"),
+        ("backend: k8s\n", "job.yaml:1:10: backend: expected docker, swarm or kubernetes"),
         ("command: 'a \"b'\n", "job.yaml:1:10: command: unbalanced quotes"),
         ("command: [a, [b]]\n", "job.yaml:1:14: command[1]: expected text, got a list"),
         ("command: {a: b}\n", "job.yaml:1:10: command: expected text or a list, got a map"),

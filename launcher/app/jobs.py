@@ -23,7 +23,8 @@ _LISTED_RUNNING = ("running", "restarting", "paused", "pending", "starting")  # 
 
 
 class Registry:
-    """Jobs across every backend the engine offers (local containers, and swarm services on a manager)."""
+    """Jobs across every backend (local containers, swarm services on a manager, Jobs on the clusters this store
+    has used)."""
 
     def __init__(self):
         from launcher.runtime import all_backends
@@ -128,6 +129,9 @@ def list_jobs(all: bool = False, all_stores: bool = False, warn: Warn = ignore) 
     reg = registry()
     reg.sweep()
     jobs = reg.list(all=all, all_stores=all_stores)
+    for backend in reg.backends:
+        for problem in getattr(backend, "warnings", ()):
+            warn(f"warning: {problem}")
     if not jobs and not all_stores and reg.list(all=all, all_stores=True):
         warn("no jobs of this store; --all-stores lists the others on this engine")
     current = current_versions()

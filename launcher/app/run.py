@@ -36,6 +36,8 @@ class RunRequest:
     interactive: bool = False
     read_only: bool = False
     backend: str | None = None
+    context: str | None = None  # kubernetes: the kubeconfig context (overrides the template's)
+    namespace: str | None = None  # kubernetes: the namespace (overrides the template's)
     environ: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -85,10 +87,33 @@ def prepare_spec(request: RunRequest):
     )
     if request.read_only:
         spec = dataclasses.replace(spec, read_only=True)
+    if request.context is not None or request.namespace is not None:
+        spec = dataclasses.replace(
+            spec,
+            context=_kube_text("--context", request.context, spec.context),
+            namespace=_kube_text("--namespace", request.namespace, spec.namespace),
+        )
     seconds = jobmod.parse_duration(request.life_span) if request.life_span is not None else None
     if request.remove and spec.restart.policy != "no":
         raise UsageError(f"--rm conflicts with the restart policy {spec.restart.policy!r}")
     return spec, seconds
+
+
+def _kube_text(flag: str, value: str | None, default: str | None) -> str | None:
+    """--context / --namespace: checked by the template schema's own rule, so both places refuse the same."""
+    if value is None:
+        return default
+    import re
+
+    from launcher import schema
+    from launcher.errors import UsageError
+    from launcher.names import shown
+
+    pattern = schema.KUBE_CONTEXT if flag == "--context" else schema.KUBE_NAMESPACE
+    if not re.fullmatch(pattern, value):
+        what = "a context name" if flag == "--context" else "lowercase letters, digits and '-', at most 63"
+        raise UsageError(f"{flag}: invalid value {shown(value)}: use {what}")
+    return value
 
 
 def run(

@@ -24,6 +24,8 @@ OPTION_METAVARS = {
     "--image": "IMAGE",
     "--name": "NAME",
     "--backend": "BACKEND",
+    "--context": "CONTEXT",
+    "--namespace": "NAMESPACE",
     "--tail": "N",
     "--time": "SECONDS",
 }

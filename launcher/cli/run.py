@@ -64,7 +64,15 @@ def run(
         None, "--max-parallel", help="A sweep runs at most N jobs at once; the rest start as others end."
     ),
     backend_name: str | None = typer.Option(
-        None, "--backend", help="docker (the local engine, default) or swarm; also $LAUNCH_BACKEND or `backend:`."
+        None,
+        "--backend",
+        help="docker (the local engine, default), swarm or kubernetes; also $LAUNCH_BACKEND or `backend:`.",
+    ),
+    context: str | None = typer.Option(
+        None, "--context", help="kubernetes: the kubeconfig context (default: the current one)."
+    ),
+    namespace: str | None = typer.Option(
+        None, "--namespace", "-n", help="kubernetes: the namespace (default: the context's, else default)."
     ),
 ) -> None:
     """Run a job: resolve its secret references from the store and start it."""
@@ -88,6 +96,8 @@ def run(
         interactive=interactive,
         read_only=read_only,
         backend=backend_name,
+        context=context,
+        namespace=namespace,
         environ=os.environ,
     )
     sweep = SweepRequest(request, matrix=tuple(matrix), max_parallel=max_parallel)

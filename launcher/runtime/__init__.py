@@ -2,8 +2,8 @@
 
 Every backend implements `Backend`; `REGISTRY` names them, and `open_backend` loads only the one asked for.
 `docker` (the default) runs a job as a container on the engine DOCKER_HOST names; `swarm` runs it as a service on
-the Docker Swarm cluster that engine manages. The job commands (ps, logs, stop, rm, inspect) do not care which one a
-job lives on.
+the Docker Swarm cluster that engine manages; `kubernetes` runs it as a batch/v1 Job on the cluster the kubeconfig
+names. The job commands (ps, logs, stop, rm, inspect) do not care which one a job lives on.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 REGISTRY = {
     "docker": "launcher.runtime.docker:DockerBackend",
     "swarm": "launcher.runtime.swarm:SwarmBackend",
+    "kubernetes": "launcher.runtime.kubernetes:KubernetesBackend",
 }
 BACKENDS = tuple(REGISTRY)
 
@@ -84,11 +85,24 @@ def open_backend(name: str, client=None) -> Backend:
 
 
 def all_backends() -> list[Backend]:
-    """Every backend this engine offers: the local one, and swarm when the engine is a swarm manager."""
+    """Every backend with jobs to list: the local engine, swarm when that engine is a swarm manager, and
+    kubernetes once this store has run a job on a cluster (or $LAUNCH_BACKEND says kubernetes). A user of a
+    cluster only, with no Docker engine, is not stopped by its absence: the engine is then left out."""
+    from launcher.errors import EngineError
+    from launcher.runtime import kubernetes
     from launcher.runtime.common import is_swarm_manager
 
-    local = open_backend("docker")
-    backends = [local]
-    if is_swarm_manager(local.client):
-        backends.append(open_backend("swarm", local.client))
+    backends: list[Backend] = []
+    cluster = kubernetes.in_use()
+    try:
+        local = open_backend("docker")
+        backends.append(local)
+        if is_swarm_manager(local.client):
+            backends.append(open_backend("swarm", local.client))
+    except EngineError:
+        if not cluster:
+            raise
+        backends = []
+    if cluster:
+        backends.append(open_backend("kubernetes"))
     return backends
