@@ -15,6 +15,11 @@ BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
 # again. 2: the vendored reflect2 replaced by Debian's 1.0.2.
 RECIPE=2
 
+# One build at a time per machine: a second caller waits for the first, then finds the cache filled.
+if command -v flock >/dev/null && $SUDO mkdir -p "$CACHE" && { exec 9>>"$CACHE/.build.lock"; } 2>/dev/null; then
+    flock -n 9 || { say "another kube-build is running: waiting for it"; flock 9; }
+fi
+
 need=()
 for pkg in golang-go jq rsync etcd-server dpkg-dev golang-github-modern-go-reflect2-dev; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")

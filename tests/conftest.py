@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+pytest_plugins = ["kubecluster"]  # the Kubernetes fixtures (kube_cluster, fake_node), started only when asked for
 TEST_IMAGE = "launch-test/busybox:latest"
 
 

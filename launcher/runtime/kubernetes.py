@@ -99,11 +99,17 @@ def _config():
     return config
 
 
+def kubeconfig_path() -> str:
+    """KUBECONFIG (one path or several, ':'-separated, merged as kubectl merges them), else ~/.kube/config; read
+    when asked (the client reads it once, at its import)."""
+    return os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+
+
 def resolve_target(context: str | None, namespace: str | None) -> Target:
     """The (context, namespace) a job runs in: as kubectl finds them, `context`/`namespace` overriding."""
     config = _config()
     try:
-        contexts, active = config.list_kube_config_contexts()
+        contexts, active = config.list_kube_config_contexts(config_file=kubeconfig_path())
     except (config.ConfigException, OSError) as exc:
         if context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
             return Target("", namespace or _in_cluster_namespace())
@@ -236,7 +242,7 @@ class KubernetesBackend:
             config = _config()
             with kube_errors(f"kubernetes context {context!r}" if context else "kubernetes"):
                 if context:
-                    api_client = config.new_client_from_config(context=context)
+                    api_client = config.new_client_from_config(config_file=kubeconfig_path(), context=context)
                 else:
                     config.load_incluster_config()
                     api_client = client.ApiClient()
@@ -297,7 +303,8 @@ class KubernetesBackend:
             hooks.started(job_id)
             if options.detach:
                 return 0
-            return self._foreground(core, batch, ns, job_id, name, options, masker)
+            with kube_errors(f"cannot follow job {job_id}"):
+                return self._foreground(core, batch, ns, job_id, name, options, masker)
         except (KeyboardInterrupt, Terminated) as exc:
             code = ExitCode.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else ExitCode.TERMINATED
             if created["job"] and started and not options.remove and not options.detach:
@@ -338,7 +345,11 @@ class KubernetesBackend:
             failure = self._job_failure(core, batch, ns, name)
             if failure:
                 raise EngineError(f"job {job_id} did not start: {failure}")
-            if time.monotonic() - begun > max(limit, NO_POD_AFTER) and not self._pods(core, ns, job_id):
+            pods = self._pods(core, ns, job_id)
+            for pod in pods:  # a pod that stays unschedulable sends no more events: look again
+                if judge(pod, "MODIFIED"):
+                    return True
+            if time.monotonic() - begun > max(limit, NO_POD_AFTER) and not pods:
                 raise EngineError(f"job {job_id} did not start: the Job controller made no pod in {int(limit)} s")
             return None
 
@@ -352,7 +363,7 @@ class KubernetesBackend:
         for event in events.items:
             if event.reason == "FailedCreate":
                 return f"the Job controller cannot create its pod: {' '.join(str(event.message).split())[:400]}"
-        job = batch.read_namespaced_job_status(name, ns)
+        job = batch.read_namespaced_job(name, ns)
         for condition in (job.status.conditions or []) if job.status else []:
             if condition.type == "Failed" and condition.status == "True":
                 return f"{condition.reason}: {' '.join(str(condition.message or '').split())}"
@@ -370,7 +381,7 @@ class KubernetesBackend:
             if pod is not None and (pod.metadata.uid, _restarts(pod)) not in shown:
                 shown.add((pod.metadata.uid, _restarts(pod)))
                 self._stream(core, ns, pod.metadata.name, job_id, masker)
-            finished = _finished(batch.read_namespaced_job_status(name, ns))
+            finished = _finished(batch.read_namespaced_job(name, ns))
             if finished is not None:
                 break
             time.sleep(0.5)
@@ -400,7 +411,7 @@ class KubernetesBackend:
             code = pod_exit_code(pod)
             if code is not None:
                 return code
-        job = batch.read_namespaced_job_status(name, ns)
+        job = batch.read_namespaced_job(name, ns)
         if _finished(job) == "DeadlineExceeded":
             return int(ExitCode.TERMINATED)
         return 0 if _finished(job) == "Complete" else 1
