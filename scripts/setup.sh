@@ -21,6 +21,10 @@ done
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 # a registry on 127.0.0.1 to pull from (tests/test_pull.py: progress of a real pull; no outside registry is reached)
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
+# a real Kubernetes node for tests/test_kubernetes_node.py (scripts/kube-node.sh): a private containerd, CNI, runc
+for pkg in containerd runc containernetworking-plugins iptables gcc libc6-dev; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
 if [ "${#need[@]}" -gt 0 ]; then
     say "installing ${need[*]}"
     $SUDO apt-get update -qq
@@ -48,4 +52,9 @@ say "installing launch with $PYTHON"
 
 say "building the local images"
 bash tests/images/build.sh
+
+# The Kubernetes tier (tests/test_kubernetes*.py): a control plane and a kubelet built from Debian's source
+# package, cached by version in /var/cache/launch-kube (6 to 15 minutes cold on 2 cores, measured; nothing when cached).
+say "the Kubernetes binaries (built once, then cached)"
+bash scripts/kube-build.sh >/dev/null
 say "ready"

@@ -194,7 +194,8 @@ def job_manifest(
     hashes only), `annotations` carry what a label value cannot hold (names, the redacted spec as JSON)."""
     spec = plan.spec
     secret = secret_name(job_id)
-    container: dict[str, Any] = {"name": "job", "image": spec.image}
+    # pulled when the node lacks it, as the docker backend does (Kubernetes' default for :latest is Always)
+    container: dict[str, Any] = {"name": "job", "image": spec.image, "imagePullPolicy": "IfNotPresent"}
     if spec.entrypoint is not None:
         container["command"] = [escape(a) for a in spec.entrypoint]
     if spec.command is not None:
