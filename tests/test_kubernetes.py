@@ -402,3 +402,32 @@ def test_jobs_of_both_backends_list_together(alice, tmp_path, docker_api):
         assert run_launch("stop", kube_id, local_id).returncode == 0
     finally:
         run_launch("rm", "-f", local_id)
+
+
+def test_a_sweep_starts_one_job_per_combination_on_the_cluster(alice, tmp_path):
+    proc = start("run", "--backend", "kubernetes", "--matrix", "seed=1,2", write_template(tmp_path))
+    seen: dict[str, object] = {}
+
+    def run_new_pods() -> bool:
+        for pod in alice.node.pods(NS, "launch.job"):
+            if pod.spec.node_name and pod.metadata.name not in seen:
+                seen[pod.metadata.name] = alice.node.run(pod)
+        return len(seen) == 2
+
+    wait_for(run_new_pods, 60, "both jobs of the sweep scheduled")
+    code, out, err = finish(proc)
+    assert code == 0, err
+    ids = out.split()
+    assert len(ids) == 2 and sorted(ids) == sorted(job_id_of(p) for p in seen.values())
+    seeds = set()
+    for job_id in ids:
+        (job,) = alice.jobs(job_id)
+        env = {e.name: e.value for e in job.spec.template.spec.containers[0].env}
+        seeds.add(env["SEED"])
+        assert job.metadata.labels.get("launch.sweep")
+    assert seeds == {"1", "2"}
+    sweep = alice.jobs(ids[0])[0].metadata.labels["launch.sweep"]
+    assert run_launch("stop", sweep).returncode == 0
+    assert run_launch("rm", sweep).returncode == 0
+    for job_id in ids:
+        alice.nothing_left(job_id)

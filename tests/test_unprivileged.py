@@ -264,3 +264,56 @@ def _until(predicate, what: str, timeout: float = 60) -> None:
             return
         time.sleep(0.5)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.kubernetes
+def test_a_normal_user_without_docker_runs_and_lists_kubernetes_jobs(kube_cluster, fake_node, checkout):
+    """A cluster user only: no docker group, no engine of their own. `launch run --backend kubernetes` and
+    `launch ps` work with their kubeconfig alone (the unreachable local engine is left out, not an error)."""
+    user = _new_user()
+    try:
+        home = Path(user.pw_dir)
+        config = home / ".kube" / "config"
+        config.parent.mkdir(mode=0o700)
+        shutil.copy(kube_cluster.kubeconfig("alice"), config)
+        for path in (config.parent, config):
+            os.chown(path, user.pw_uid, user.pw_gid)
+        config.chmod(0o600)
+        env = {"HOME": user.pw_dir, "PATH": f"{checkout / 'venv/bin'}:/usr/bin:/bin", "LANG": "C.UTF-8"}
+
+        def launch(*args: str) -> subprocess.Popen:
+            return subprocess.Popen(
+                [str(checkout / "venv/bin/launch"), *args],
+                env=env,
+                user=user.pw_uid,
+                group=user.pw_gid,
+                extra_groups=[],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+
+        def done(*args: str, input: bytes = b"") -> tuple[int, bytes, bytes]:
+            proc = launch(*args)
+            out, err = proc.communicate(input, timeout=120)
+            return proc.returncode, out, err
+
+        assert done("secret", "add", "tok", "-", input=b"cluster-user-canary")[0] == 0
+        proc = launch(
+            "run", "-d", "--backend", "kubernetes", "--image", "launch-test/busybox:latest", "-e", "T=secret:tok"
+        )
+        proc.stdin.close()
+        proc.stdin = None  # communicate() below: nothing more to write
+        pod = fake_node.wait_pod("alice", "launch.job", timeout=60)
+        fake_node.run(pod)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        job = out.decode().strip()
+        assert job == pod.metadata.labels["launch.job"]
+        code, listed, err = done("ps")
+        assert code == 0, err
+        assert job.encode() in listed and b"cluster-user-canary" not in listed + err
+        fake_node.finish(pod, 0)
+        assert done("rm", job)[0] == 0
+    finally:
+        _drop_user(user)
