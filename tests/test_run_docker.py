@@ -380,3 +380,42 @@ def test_a_foreground_rm_job_reports_its_exit_code_and_leaves_nothing(docker, la
 def _running_job(api) -> str | None:
     running = [c for c in job_containers(api) if c["State"] == "running"]
     return running[0]["Labels"]["launch.job"] if running else None
+
+
+@pytest.mark.docker
+def test_a_detached_start_is_confirmed_through_proc_only_for_the_containers_own_pid(docker_api):
+    """`run -d` watches the shim exec the command in /proc (a file read, not the engine's `top`) only once the
+    pid is proven the container's: its cgroup names the container; otherwise, and once it ends, the engine."""
+    from launcher.runtime.docker import LocalPid1
+
+    api = docker_api
+    ids = []
+    try:
+        for _ in range(2):
+            made = api.create_container(
+                TEST_IMAGE, ["sleep", "30"], host_config=api.create_host_config(network_mode="none")
+            )
+            ids.append(made["Id"])
+            api.start(made["Id"])
+        watch = LocalPid1.of(api, ids[0])
+        assert watch is not None and watch.state() == "job"
+
+        class Crossed:
+            """An engine whose pid for one container is another's (as a rootless engine's pids would mislead)."""
+
+            base_url = api.base_url
+
+            def inspect_container(self, container_id):
+                return api.inspect_container(ids[1])
+
+        assert LocalPid1.of(Crossed(), ids[0]) is None
+
+        class Remote(Crossed):
+            base_url = "https://engine.example:2376"
+
+        assert LocalPid1.of(Remote(), ids[1]) is None
+        api.kill(ids[0])
+        wait_for(lambda: watch.state() is None, 10, "the ended pid given back to the engine")
+    finally:
+        for container_id in ids:
+            api.remove_container(container_id, force=True)

@@ -248,6 +248,18 @@ def remove(refs: Iterable[str], force: bool = False, done: Warn = ignore) -> lis
     return ids
 
 
+def inspect_started(job_id: str, backend_name: str) -> dict[str, Any]:
+    """`inspect` of a job this process has just started on `backend_name`: found by its full id with one
+    filtered look where the backend has one (docker), not a listing of every job on every backend."""
+    from launcher import runtime
+    from launcher.jobs import with_iso_times
+
+    backend = runtime.open_backend(backend_name)
+    get = getattr(backend, "get", None)
+    found = get(job_id) if get is not None else backend.find(job_id)
+    return with_iso_times(backend.inspect(found))
+
+
 def inspect(ref: str) -> dict[str, Any]:
     """The job as it was run: template, image, command, mounts, secret names and versions; never a value."""
     from launcher.jobs import check_ref, with_iso_times

@@ -46,6 +46,7 @@ class RunResult:
     code: int = 0  # foreground: the job's exit code; detached: 0
     job_id: str | None = None
     plan: dict[str, Any] | None = None  # dry-run: the resolved plan, values redacted
+    backend: str | None = None  # the backend it runs on
 
 
 def load_spec(template: str | None):
@@ -182,4 +183,4 @@ def run(
     code = backend.run(
         plan, options, masker=masker, hooks=RunHooks(before_start=record, started=on_started, progress=progress)
     )
-    return RunResult(code=code, job_id=job[0] if job else None)
+    return RunResult(code=code, job_id=job[0] if job else None, backend=which)

@@ -241,9 +241,9 @@ def delete_template(name: Annotated[str, Path(max_length=253)]):
 # -- jobs ------------------------------------------------------------------------------------------------------
 
 
-def start_job(body: JobRun, progress=None) -> str:
-    """Start a job detached (the server has no terminal to run one in the foreground); its id. `progress` gets an
-    image pull's progress line by line."""
+def start_job(body: JobRun, progress=None):
+    """Start a job detached (the server has no terminal to run one in the foreground); its RunResult (id and
+    backend). `progress` gets an image pull's progress line by line."""
     template = str(templates_app.get(body.template).path) if body.template else None
     request = run_app.RunRequest(
         template=template,
@@ -258,14 +258,15 @@ def start_job(body: JobRun, progress=None) -> str:
         environ={},  # `VAR` alone copies from the caller's environment: the server's is not the caller's
     )
     result = run_app.run(request, progress=progress)
-    assert result.job_id is not None
-    return result.job_id
+    assert result.job_id is not None and result.backend is not None
+    return result
 
 
 @router.post("/jobs", status_code=201, response_model=Job, responses=ERRORS, tags=["jobs"])
 def run_job(body: JobRun):
     """Run a template (with overrides), detached; returns once the job's command runs."""
-    return jobs_app.inspect(start_job(body))
+    started = start_job(body)
+    return jobs_app.inspect_started(started.job_id, started.backend)
 
 
 @router.get("/jobs", response_model=list[Job], responses=ERRORS, tags=["jobs"])

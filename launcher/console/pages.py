@@ -262,7 +262,7 @@ def mount(app: FastAPI) -> None:
         report = PROGRESS.reporter(ticket) if len(ticket) == 24 else None
         try:
             # in a worker thread: the server goes on answering (the page's progress polls) while the job starts
-            job_id = await run_in_threadpool(api.start_job, body, report)
+            job_id = (await run_in_threadpool(api.start_job, body, report)).job_id
         except LaunchError as exc:
             PROGRESS.done(ticket)  # the form again, with the error (env lines are references or the user's text)
             status = api.STATUS.get(exc.code, 500)

@@ -196,8 +196,28 @@ def _certifi_stand_in():
     return module
 
 
+_CLIENTS: dict[tuple, Any] = {}  # (pid, thread, engine settings) -> a client made by `connect`
+
+
 def connect():
-    """A docker client, or one clear EngineError saying what to do."""
+    """A docker client, or one clear EngineError saying what to do.
+
+    One per thread and engine settings, kept for the process's life: a long-lived process (the console's server)
+    pays the client's making (a GET /version, ~10 ms) once per worker thread, not once per request. A thread of its
+    own because a `requests` session is not made to be shared between threads; keyed by the DOCKER_* variables
+    and the pid, so a changed DOCKER_HOST or a forked child gets a client of its own."""
+    key = (
+        os.getpid(),
+        threading.get_ident(),
+        *(os.environ.get(name) for name in ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONTEXT")),
+    )
+    client = _CLIENTS.get(key)
+    if client is None:
+        client = _CLIENTS[key] = _new_client()
+    return client
+
+
+def _new_client():
     try:
         docker = import_docker()
     except ImportError as exc:  # pragma: no cover - a broken install

@@ -341,8 +341,12 @@ class DockerBackend:
         not, so that `launch run -d` never reports a job that did not run."""
         deadline = time.monotonic() + CONFIRM_TIMEOUT
         pause = 0.002
+        local = LocalPid1.of(self.api, container_id)
         while time.monotonic() < deadline:
-            state = shim_state(self.api, container_id)
+            state = local.state() if local is not None else None
+            if state is None:
+                local = None
+                state = shim_state(self.api, container_id)
             if state == "job":
                 _CONFIRMED.add(container_id)
                 return
@@ -503,9 +507,11 @@ class DockerBackend:
 
     # --- jobs ---------------------------------------------------------------------------------------------------
 
-    def jobs(self, all: bool = True) -> list[jobmod.Job]:
+    def jobs(self, all: bool = True, job_id: str | None = None) -> list[jobmod.Job]:
+        """This engine's launch jobs (only the one with `job_id`, when given: one filtered look)."""
+        label = jobmod.LABEL_JOB if job_id is None else f"{jobmod.LABEL_JOB}={job_id}"
         with engine_errors("cannot list the jobs"):
-            containers = self.api.containers(all=all, filters={"label": jobmod.LABEL_JOB})
+            containers = self.api.containers(all=all, filters={"label": label})
         result = []
         for c in containers:
             labels = c.get("Labels") or {}
@@ -539,6 +545,10 @@ class DockerBackend:
 
     def find(self, ref: str) -> jobmod.Job:
         return jobmod.match(self.jobs(all=True), ref)
+
+    def get(self, job_id: str) -> jobmod.Job:
+        """The job with this full id (one this process just started), without listing every job."""
+        return jobmod.match(self.jobs(all=True, job_id=job_id), job_id)
 
     def logs(
         self, job: jobmod.Job, follow: bool = False, tail: int | None = None
@@ -632,7 +642,12 @@ class DockerBackend:
 
     def _sweep_abandoned(self) -> None:
         """Remove jobs in "created" whose launcher is gone: created on this machine by a process that no longer
-        lives, or older than ABANDONED_AFTER. They hold no secret (values only ever travel on stdin)."""
+        lives, or older than ABANDONED_AFTER. They hold no secret (values only ever travel on stdin). At most once
+        every SWEEP_EVERY seconds in one process (each CLI command once; the console's server now and then)."""
+        global _swept_at
+        if time.monotonic() - _swept_at < SWEEP_EVERY:
+            return
+        _swept_at = time.monotonic()
         try:
             created = self.api.containers(all=True, filters={"label": jobmod.LABEL_JOB, "status": "created"})
         except Exception:
@@ -686,7 +701,64 @@ def _response_socket(response):
         return None
 
 
+_swept_at = -1e9  # when this process last looked for abandoned jobs (time.monotonic())
+SWEEP_EVERY = 30.0
 _CONFIRMED: set[str] = set()  # containers whose detached start was confirmed in this process
+
+
+class LocalPid1:
+    """The job's PID 1 as this machine's /proc shows it, where the engine runs here: seeing the shim exec the
+    job's command costs a file read, where the engine's `top` runs `ps` on the host (20-50 ms a look).
+
+    Used only once proven to be the container's process: its cgroup names the container (a rootless engine's pids
+    are of another pid namespace, a remote engine's of another machine: both fail the proof and are asked
+    through the engine). A pid that ends, or whose start time changes (reused), is
+    given back to the engine's answer (`state()` returns None)."""
+
+    def __init__(self, pid: int, started: bytes):
+        self.pid = pid
+        self.started = started
+
+    @classmethod
+    def of(cls, api, container_id: str) -> LocalPid1 | None:
+        if not str(getattr(api, "base_url", "")).startswith("http+docker://"):
+            return None  # not a unix socket: the engine is not (known to be) on this machine
+        try:
+            pid = int((api.inspect_container(container_id).get("State") or {}).get("Pid") or 0)
+            if pid <= 0:
+                return None
+            with open(f"/proc/{pid}/cgroup", "rb") as f:
+                if container_id.encode() not in f.read():
+                    return None
+            found = cls(pid, _start_time(pid))
+        except (OSError, ValueError, TypeError):
+            return None
+        except Exception:
+            return None  # the engine hiccuped: its own answer is used
+        return found
+
+    def state(self) -> str | None:
+        """'shim', 'job', or None when this pid is no longer the job's (ended): then ask the engine."""
+        try:
+            with open(f"/proc/{self.pid}/cmdline", "rb") as f:
+                args = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+            if _start_time(self.pid) != self.started:
+                return None
+        except OSError:
+            return None
+        if not args:
+            return None  # a zombie: it ended
+        # runc's init runs until the engine's start has it exec the shim
+        return "shim" if args.startswith("runc") or bundles.is_shim(args) else "job"
+
+
+def _start_time(pid: int) -> bytes:
+    """Field 22 of /proc/PID/stat: the process's start time, which tells a reused pid from the first."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        text = f.read()
+    return text.rsplit(b")", 1)[1].split()[19]
+
+
 # Asked inside the container when the engine cannot list its processes: PID 1's first line of argv.
 _WHO_IS_PID1 = 'IFS= read -r x < /proc/1/cmdline; case "$x" in *": launch-shim 1"*) echo shim;; *) echo job;; esac'
 
