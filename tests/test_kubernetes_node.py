@@ -164,7 +164,7 @@ def test_a_life_span_ends_a_foreground_job(alice, tmp_path):
         "3s",
         "--backend",
         "kubernetes",
-        template(tmp_path, script="echo up; exec sleep 300"),
+        template(tmp_path, script="trap 'exit 143' TERM; echo up; sleep 300 & wait"),
         timeout=120,
     )
     assert done.returncode == 143, done.stderr

@@ -300,3 +300,17 @@ def test_a_named_job_keeps_its_name_on_the_cluster():
     plan = replace(plan, spec=replace(plan.spec, name=None))
     job = kubeplan.job_manifest(plan, "abc", "ns", labels={}, annotations={}, options=RunOptions())
     assert job["metadata"]["name"] == "launch-abc"
+
+
+def test_the_kubelets_closing_error_goes_to_stderr_not_into_the_jobs_output():
+    end = b'rpc error: code = NotFound desc = an error occurred when try to find container "abc": not found'
+    pairs = list(kube.node_errors_apart([b"up\nhalf", b" line\nrpc err", end[7:]]))
+    assert b"".join(o for o, _ in pairs if o) == b"up\nhalf line\n"
+    (warning,) = [e for _, e in pairs if e]
+    assert warning == b"launch: warning: the node ended the job's log: " + end + b"\n"
+    # a job's own line that starts the same way, and a prompt with no newline, pass as output
+    assert list(kube.node_errors_apart([b"rpc error: code = 5 is mine\n", b"prompt> "])) == [
+        (b"rpc error: code = 5 is mine\n", None),
+        (b"prompt> ", None),
+    ]
+    assert list(kube.node_errors_apart([b"rpc"])) == [(b"rpc", None)]

@@ -280,7 +280,7 @@ class KubernetesBackend:
         try:
             if secret is not None:
                 with kube_errors(f"cannot create the Secret of job {job_id} in namespace {ns!r}"):
-                    core.create_namespaced_secret(ns, secret, _preload_content=False).release_conn()
+                    _done(core.create_namespaced_secret(ns, secret, _preload_content=False))
                 created["secret"] = True
             with kube_errors(f"cannot create Job {name!r} in namespace {ns!r}"):
                 made = batch.create_namespaced_job(ns, manifest)
@@ -295,9 +295,7 @@ class KubernetesBackend:
                 }
                 with kube_errors(f"cannot make Job {name!r} the owner of its Secret"):
                     body = {"metadata": {"ownerReferences": [owner]}}
-                    core.patch_namespaced_secret(
-                        secret["metadata"]["name"], ns, body, _preload_content=False
-                    ).release_conn()
+                    _done(core.patch_namespaced_secret(secret["metadata"]["name"], ns, body, _preload_content=False))
             self._wait_started(core, batch, ns, job_id, name, hooks)
             started = True
             hooks.started(job_id)
@@ -400,9 +398,9 @@ class KubernetesBackend:
             sys.stderr.write(f"launch: warning: cannot read the output of job {job_id}: {text}\n")
             return
         try:
-            pump(((chunk, None) for chunk in response.stream(65536, decode_content=False)), masker)
+            pump(node_errors_apart(response.stream(65536, decode_content=False)), masker)
         finally:
-            response.release_conn()
+            _drop(response)
 
     def _exit_code(self, core, batch, ns: str, job_id: str, name: str) -> int:
         """The job's exit code: its container's, else 143 for a job stopped or past its life-span (its pod is
@@ -606,14 +604,14 @@ class KubeLogStream:
 
     def __init__(self, response):
         self._response = response
-        self._chunks = response.stream(65536, decode_content=False)
+        self._chunks = node_errors_apart(response.stream(65536, decode_content=False))
 
     def __iter__(self):
         return self
 
     def __next__(self) -> tuple[bytes | None, bytes | None]:
         try:
-            return next(self._chunks), None
+            return next(self._chunks)
         except StopIteration:
             self.close()
             raise
@@ -634,13 +632,57 @@ class KubeLogStream:
                 raw.shutdown(socket.SHUT_RDWR)
         except Exception:
             pass
-        try:
-            self._response.release_conn()
-        except Exception:
-            pass
+        _drop(self._response)
+
+
+def _done(response) -> None:
+    """A response whose body (the object as created: a Secret's values among it) is not wanted: read to its end,
+    so its connection can serve the next request, and dropped. Never handed back half-read: the next request on
+    that connection would read the rest as its own answer."""
+    try:
+        response.drain_conn()
+    finally:
+        response.release_conn()
+
+
+def _drop(response) -> None:
+    """A stream that may not have been read to its end (a followed log, an interrupt): its connection is closed,
+    not handed back to the pool."""
+    try:
+        response.close()
+    except Exception:
+        pass
+    try:
+        response.release_conn()
+    except Exception:
+        pass
 
 
 # --- pure: reading what the cluster reports -----------------------------------------------------------------------
+
+_NODE_ERROR = b"rpc error: code = "  # how a kubelet ends a log whose container went away while it was followed
+
+
+def node_errors_apart(chunks) -> Iterator[tuple[bytes | None, bytes | None]]:
+    """A pod's log as (stdout, stderr) pairs: the job's output on stdout, and the kubelet's own error that ends a
+    followed log when the container is removed ("rpc error: code = NotFound desc = ...", appended with no newline)
+    on stderr as one line of ours, not mixed into the job's output. Only an unterminated last line that starts
+    like that error is held back until the stream ends; everything else passes at once."""
+    held = b""
+    for chunk in chunks:
+        data = held + chunk
+        held = b""
+        cut = data.rfind(b"\n") + 1
+        tail = data[cut:]
+        if tail and (tail.startswith(_NODE_ERROR) or _NODE_ERROR.startswith(tail)):
+            held, data = tail, data[:cut]
+        if data:
+            yield data, None
+    if held.startswith(_NODE_ERROR):
+        text = b" ".join(held.split())[:300]
+        yield None, b"launch: warning: the node ended the job's log: " + text + b"\n"
+    elif held:
+        yield held, None
 
 
 def pod_verdict(pod) -> str | None:
