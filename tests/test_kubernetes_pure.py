@@ -314,3 +314,14 @@ def test_the_kubelets_closing_error_goes_to_stderr_not_into_the_jobs_output():
         (b"prompt> ", None),
     ]
     assert list(kube.node_errors_apart([b"rpc"])) == [(b"rpc", None)]
+
+
+@pytest.mark.parametrize("text", ["soon", "0", "-5", "1e9", "nan"])
+def test_a_bad_start_timeout_is_refused_in_one_line(monkeypatch, text):
+    from launcher.errors import UsageError
+
+    monkeypatch.setenv("LAUNCH_KUBE_START_TIMEOUT", text)
+    with pytest.raises(UsageError, match="LAUNCH_KUBE_START_TIMEOUT: .* is not a number of seconds"):
+        kube.start_timeout()
+    monkeypatch.setenv("LAUNCH_KUBE_START_TIMEOUT", "2.5")
+    assert kube.start_timeout() == 2.5

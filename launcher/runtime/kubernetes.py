@@ -77,9 +77,24 @@ _NEVER_STARTS = frozenset(
 _COULD_NOT_RUN = frozenset({"ContainerCannotRun", "StartError"})
 
 
+def start_timeout() -> float:
+    """LAUNCH_KUBE_START_TIMEOUT in seconds (how long a pod may wait for a node), else START_TIMEOUT."""
+    text = os.environ.get("LAUNCH_KUBE_START_TIMEOUT", "").strip()
+    if not text:
+        return START_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 86400:
+        raise UsageError(f"LAUNCH_KUBE_START_TIMEOUT: {text[:20]!r} is not a number of seconds (1 to 86400)")
+    return value
+
+
 def preflight(plan: Plan, options: RunOptions) -> None:
     """Everything a cluster would refuse or misread, before any object exists (all problems in one message)."""
     found = kubeplan.problems(plan.spec, options)
+    start_timeout()  # a bad setting is refused before anything exists
     if found:
         raise UsageError(found[0] if len(found) == 1 else "; ".join(found))
 
@@ -193,7 +208,7 @@ def api_message(exc) -> str:
 
 
 @contextmanager
-def kube_errors(what: str):
+def kube_errors(what: str, server: str | None = None):
     """What the client raises, as one line of ours: 403 names the RBAC refusal, 404 says the object is gone, 409
     is a Conflict (exit 4), an unreachable cluster says where; LaunchErrors and interrupts pass through."""
     try:
@@ -215,7 +230,8 @@ def kube_errors(what: str):
                 raise EngineError(f"{what}: the cluster does not accept the kubeconfig's credentials") from None
             raise EngineError(f"{what}: the cluster refused: {api_message(exc)}") from None
         if isinstance(exc, HTTPError | OSError):
-            raise EngineError(f"{what}: cannot reach the cluster ({type(exc).__name__})") from None
+            at = f" at {server}" if server else ""
+            raise EngineError(f"{what}: cannot reach the cluster{at} ({type(exc).__name__})") from None
         from kubernetes.config import ConfigException
 
         if isinstance(exc, ConfigException):
@@ -262,6 +278,7 @@ class KubernetesBackend:
             raise UsageError("no image: give --image or `image:` in the template")
         target = resolve_target(plan.spec.context, plan.spec.namespace)
         core, batch = self.apis(target.context)
+        server = core.api_client.configuration.host
         job_id = jobmod.new_id()
         labels, _deadline = plan_labels(plan, job_id, options, self.name)
         kube_labels, annotations = kubeplan.split_labels(labels)
@@ -279,10 +296,10 @@ class KubernetesBackend:
         restore = install_sigterm()
         try:
             if secret is not None:
-                with kube_errors(f"cannot create the Secret of job {job_id} in namespace {ns!r}"):
+                with kube_errors(f"cannot create the Secret of job {job_id} in namespace {ns!r}", server):
                     _done(core.create_namespaced_secret(ns, secret, _preload_content=False))
                 created["secret"] = True
-            with kube_errors(f"cannot create Job {name!r} in namespace {ns!r}"):
+            with kube_errors(f"cannot create Job {name!r} in namespace {ns!r}", server):
                 made = batch.create_namespaced_job(ns, manifest)
             created["job"] = True
             if secret is not None:
@@ -319,7 +336,7 @@ class KubernetesBackend:
 
     def _wait_started(self, core, batch, ns: str, job_id: str, name: str, hooks: RunHooks) -> None:
         """Return once a container of the job's pod runs or has run; EngineError when it cannot start."""
-        limit = float(os.environ.get("LAUNCH_KUBE_START_TIMEOUT") or START_TIMEOUT)
+        limit = start_timeout()
         begun = time.monotonic()
         said: set[str] = set()
 
@@ -476,7 +493,7 @@ class KubernetesBackend:
     def _jobs_in(self, target: Target) -> list[jobmod.Job]:
         core, batch = self.apis(target.context)
         what = f"cannot list the jobs in namespace {target.namespace!r}"
-        with kube_errors(what):
+        with kube_errors(what, core.api_client.configuration.host):
             jobs = batch.list_namespaced_job(target.namespace, label_selector=_SELECTOR).items
             pods = core.list_namespaced_pod(target.namespace, label_selector=_SELECTOR).items if jobs else []
         by_job: dict[str, list] = {}
