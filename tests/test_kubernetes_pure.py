@@ -321,7 +321,7 @@ def test_a_bad_start_timeout_is_refused_in_one_line(monkeypatch, text):
     from launcher.errors import UsageError
 
     monkeypatch.setenv("LAUNCH_KUBE_START_TIMEOUT", text)
-    with pytest.raises(UsageError, match="LAUNCH_KUBE_START_TIMEOUT: .* is not a number of seconds"):
+    with pytest.raises(UsageError, match=r"LAUNCH_KUBE_START_TIMEOUT: .* is not a number of seconds"):
         kube.start_timeout()
     monkeypatch.setenv("LAUNCH_KUBE_START_TIMEOUT", "2.5")
     assert kube.start_timeout() == 2.5

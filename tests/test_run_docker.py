@@ -398,6 +398,10 @@ def test_a_detached_start_is_confirmed_through_proc_only_for_the_containers_own_
             ids.append(made["Id"])
             api.start(made["Id"])
         watch = LocalPid1.of(api, ids[0])
+        if "name=rootless" in (api.info().get("SecurityOptions") or []):
+            # a rootless engine's pids are of its own pid namespace: never taken for this machine's
+            assert watch is None
+            return
         assert watch is not None and watch.state() == "job"
 
         class Crossed:

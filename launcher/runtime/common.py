@@ -196,24 +196,26 @@ def _certifi_stand_in():
     return module
 
 
-_CLIENTS: dict[tuple, Any] = {}  # (pid, thread, engine settings) -> a client made by `connect`
+_CLIENTS: dict[tuple, Any] = {}  # (pid, engine settings) -> the client `connect` made
+_CLIENTS_LOCK = threading.Lock()
 
 
 def connect():
     """A docker client, or one clear EngineError saying what to do.
 
-    One per thread and engine settings, kept for the process's life: a long-lived process (the console's server)
-    pays the client's making (a GET /version, ~10 ms) once per worker thread, not once per request. A thread of its
-    own because a `requests` session is not made to be shared between threads; keyed by the DOCKER_* variables
-    and the pid, so a changed DOCKER_HOST or a forked child gets a client of its own."""
+    One per process and engine settings, kept for the process's life and shared by its threads (its connection
+    pool is urllib3's, made for that): a long-lived process (the console's server, a sweep's starter threads)
+    pays the client's making (a GET /version, ~10 ms) once, not once per request, and keeps at most a pool of
+    idle connections. Keyed by the DOCKER_* variables and the pid, so a changed DOCKER_HOST or a forked child
+    gets a client of its own."""
     key = (
         os.getpid(),
-        threading.get_ident(),
         *(os.environ.get(name) for name in ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONTEXT")),
     )
-    client = _CLIENTS.get(key)
-    if client is None:
-        client = _CLIENTS[key] = _new_client()
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(key)
+        if client is None:
+            client = _CLIENTS[key] = _new_client()
     return client
 
 
