@@ -20,15 +20,10 @@ if command -v flock >/dev/null && $SUDO mkdir -p "$CACHE" && { exec 9>>"$CACHE/.
     flock -n 9 || { say "another kube-build is running: waiting for it"; flock 9; }
 fi
 
-need=()
-for pkg in golang-go jq rsync etcd-server dpkg-dev golang-github-modern-go-reflect2-dev; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
-done
-if [ "${#need[@]}" -gt 0 ]; then
-    say "installing ${need[*]}"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+# shellcheck source=scripts/packages.sh
+. "$(dirname "$0")/packages.sh"
+mapfile -t need < <(missing_packages golang-go jq rsync etcd-server dpkg-dev golang-github-modern-go-reflect2-dev)
+apt_install "${need[@]}"
 
 # The version Debian's source package carries, without asking for the (large) source when it is cached already.
 src_list=/etc/apt/sources.list.d/launch-kube-src.sources
@@ -59,7 +54,7 @@ work="$(mktemp -d /var/tmp/launch-kube-build.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 say "fetching the kubernetes $version source into $work"
 (cd "$work" && apt-get source -qq --download-only kubernetes >/dev/null 2>&1 || apt-get source -qq kubernetes >/dev/null)
-(cd "$work" && [ -d kubernetes-*/ ] || dpkg-source -x --no-check kubernetes_*.dsc >/dev/null)
+(cd "$work" && compgen -G 'kubernetes-*/' >/dev/null || dpkg-source -x --no-check kubernetes_*.dsc >/dev/null)
 srcdir="$(find "$work" -maxdepth 1 -type d -name 'kubernetes-*' | head -n 1)"
 [ -n "$srcdir" ] || { say "no source folder in $work"; exit 1; }
 # The source vendors reflect2 1.0.1, which panics under Go 1.18 and later (the only Go bookworm has) as soon as

@@ -64,6 +64,8 @@ SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops 
          kernel.keys.root_maxbytes)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || die "run as root (containerd and kubelet need it)"
+# shellcheck source=scripts/packages.sh
+. "$HERE/packages.sh"
 
 usage() { die "usage: $0 start DIR ADMIN_KUBECONFIG | stop DIR"; }
 
@@ -72,15 +74,9 @@ alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 serving() { [ -S "$SOCK" ] && ctr --address "$SOCK" --connect-timeout 1s version >/dev/null 2>&1; }
 
 ensure_packages() {
-    local need=() pkg
-    for pkg in containerd runc containernetworking-plugins iptables gcc libc6-dev; do
-        dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
-    done
-    if [ "${#need[@]}" -gt 0 ]; then
-        say "installing ${need[*]}"
-        $SUDO apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
-    fi
+    local need=()
+    mapfile -t need < <(missing_packages "${NODE_PACKAGES[@]}")
+    apt_install "${need[@]}"
     "$PYTHON" -c 'import kubernetes, yaml' 2>/dev/null || "$PYTHON" -m pip install -q kubernetes >&2
 }
 

@@ -7,29 +7,23 @@ cd "$(dirname "$0")/.."
 say() { echo "setup: $*" >&2; }
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+# shellcheck source=scripts/packages.sh
+. scripts/packages.sh
 
 need=()
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || need+=(busybox-static)
 /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 # a rootless engine for the tests that run as a normal user without the docker group (tests/test_unprivileged.py)
-for pkg in rootlesskit uidmap slirp4netns; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
-done
+mapfile -t -O "${#need[@]}" need < <(missing_packages rootlesskit uidmap slirp4netns)
 # the console's browser tests (tests/test_console_browser.py): headless Chromium driven through chromium-driver
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 # a registry on 127.0.0.1 to pull from (tests/test_pull.py: progress of a real pull; no outside registry is reached)
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 # a real Kubernetes node for tests/test_kubernetes_node.py (scripts/kube-node.sh): a private containerd, CNI, runc
-for pkg in containerd runc containernetworking-plugins iptables gcc libc6-dev; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
-done
-if [ "${#need[@]}" -gt 0 ]; then
-    say "installing ${need[*]}"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+mapfile -t -O "${#need[@]}" need < <(missing_packages "${NODE_PACKAGES[@]}")
+apt_install "${need[@]}"
 
 if ! docker info >/dev/null 2>&1; then
     say "starting the Docker engine"
