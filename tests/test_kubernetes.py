@@ -93,6 +93,17 @@ def job_id_of(pod) -> str:
     return pod.metadata.labels["launch.job"]
 
 
+def run_detached(alice, *args: str) -> tuple[str, object]:
+    """`launch run -d --backend kubernetes ARGS`, its pod run by the node: (the job id, its pod) once it returned 0."""
+    proc = start("run", "-d", "--backend", "kubernetes", *args)
+    pod = alice.pod_of()
+    alice.node.run(pod)
+    code, out, err = finish(proc)
+    assert code == 0, err
+    assert out == f"{job_id_of(pod)}\n"
+    return job_id_of(pod), pod
+
+
 TEMPLATE = """\
 image: launch-test/busybox:latest
 command: [sh, -c, 'echo started; echo "$TOKEN" | sha256sum']
@@ -247,11 +258,7 @@ def test_another_namespace_is_refused_by_rbac_in_one_line_and_never_listed(alice
 
 
 def test_stop_ends_the_job_as_its_life_span_would_and_it_stays_listed(alice, tmp_path):
-    proc = start("run", "-d", "--backend", "kubernetes", "--life-span", "1h", write_template(tmp_path))
-    pod = alice.pod_of()
-    job_id = job_id_of(pod)
-    alice.node.run(pod)
-    assert finish(proc)[0] == 0
+    job_id, _pod = run_detached(alice, "--life-span", "1h", write_template(tmp_path))
     (job,) = alice.jobs(job_id)
     assert job.spec.active_deadline_seconds == 3600
     stopped = run_launch("stop", job_id)
@@ -273,11 +280,7 @@ def test_stop_ends_the_job_as_its_life_span_would_and_it_stays_listed(alice, tmp
 
 
 def test_a_detached_rm_job_is_removed_by_the_cluster_once_it_ends(alice, tmp_path):
-    proc = start("run", "-d", "--rm", "--backend", "kubernetes", write_template(tmp_path))
-    pod = alice.pod_of()
-    job_id = job_id_of(pod)
-    alice.node.run(pod)
-    assert finish(proc)[0] == 0
+    job_id, _pod = run_detached(alice, "--rm", write_template(tmp_path))
     assert alice.jobs(job_id)[0].spec.ttl_seconds_after_finished == 0
     alice.node.finish(alice.pods(job_id)[0], 0)
     # the TTL controller deletes the Job, the garbage collector its Secret (the owner reference)
@@ -301,11 +304,7 @@ def test_a_foreground_job_streams_its_output_masked_and_exits_with_its_code(alic
 
 
 def test_logs_masked_and_followed_until_the_job_ends(alice, tmp_path):
-    proc = start("run", "-d", "--backend", "kubernetes", write_template(tmp_path))
-    pod = alice.pod_of()
-    job_id = job_id_of(pod)
-    alice.node.run(pod)
-    assert finish(proc)[0] == 0
+    job_id, pod = run_detached(alice, write_template(tmp_path))
     alice.node.write_log(pod, f"one {CANARY}\ntwo\n")
     done = run_launch("logs", job_id)
     assert done.returncode == 0, done.stderr
@@ -325,11 +324,7 @@ def test_logs_masked_and_followed_until_the_job_ends(alice, tmp_path):
 
 
 def test_logs_of_a_removed_job_say_so_in_one_line(alice, tmp_path):
-    proc = start("run", "-d", "--backend", "kubernetes", write_template(tmp_path))
-    pod = alice.pod_of()
-    job_id = job_id_of(pod)
-    alice.node.run(pod)
-    assert finish(proc)[0] == 0
+    job_id, _pod = run_detached(alice, write_template(tmp_path))
     alice.node.finish(alice.pods(job_id)[0], 0)
     assert run_launch("rm", job_id).returncode == 0
     done = run_launch("logs", job_id)
@@ -387,11 +382,7 @@ def test_a_secret_whose_job_never_came_is_swept(alice):
 
 
 def test_jobs_of_both_backends_list_together(alice, tmp_path, docker_api):
-    proc = start("run", "-d", "--backend", "kubernetes", write_template(tmp_path))
-    pod = alice.pod_of()
-    kube_id = job_id_of(pod)
-    alice.node.run(pod)
-    assert finish(proc)[0] == 0
+    kube_id, _pod = run_detached(alice, write_template(tmp_path))
     local = run_launch("run", "-d", "--image", "launch-test/busybox:latest", "--", "sleep", "30")
     assert local.returncode == 0, local.stderr
     local_id = local.stdout.decode().strip()

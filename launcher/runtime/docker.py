@@ -352,7 +352,8 @@ class DockerBackend:
                 return
             if state == "ended":
                 break
-            if state == "shim" and self._restarted(container_id):
+            # a restart is a new process, which the /proc watch gives back (None): only the engine's answer can be one
+            if state == "shim" and local is None and self._restarted(container_id):
                 _CONFIRMED.add(container_id)  # it ran, ended and was restarted (its warden serves the restarts)
                 return
             time.sleep(pause)
@@ -748,8 +749,7 @@ class LocalPid1:
             return None
         if not args:
             return None  # a zombie: it ended
-        # runc's init runs until the engine's start has it exec the shim
-        return "shim" if args.startswith("runc") or bundles.is_shim(args) else "job"
+        return "shim" if _not_exec_yet(args) else "job"
 
 
 def _start_time(pid: int) -> bytes:
@@ -781,9 +781,15 @@ def shim_state(api, container_id: str) -> str:
     except Exception:
         return "shim"  # the connection hiccuped: look again
     args = [row[-1] for row in rows]
-    if not args or any(a.startswith("runc") or bundles.is_shim(a) for a in args):
-        return "shim"  # not exec'd yet (runc still starting it), or the shim itself
+    if not args or any(_not_exec_yet(a) for a in args):
+        return "shim"
     return "job"
+
+
+def _not_exec_yet(args: str) -> bool:
+    """Whether a process's command line is of a job that has not exec'd its command: runc's init (until the
+    engine's start has it exec the shim), or the shim itself, waiting for or loading its secrets."""
+    return args.startswith("runc") or bundles.is_shim(args)
 
 
 def _shim_state_inside(api, container_id: str) -> str:

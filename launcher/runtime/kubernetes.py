@@ -249,6 +249,7 @@ class KubernetesBackend:
         del client  # the Docker client open_backend may hand a backend: not ours
         self._apis: dict[str, tuple[Any, Any]] = {}
         self.warnings: list[str] = []  # targets that could not be listed (shown by `launch ps`, never fatal)
+        self._targets: list[Target] | None = None
 
     def apis(self, context: str) -> tuple[Any, Any]:
         """(CoreV1Api, BatchV1Api) for a context ("" in-cluster), made once per command."""
@@ -442,22 +443,12 @@ class KubernetesBackend:
         batch.patch_namespaced_job(name, ns, patch)
 
     def _delete_quietly(self, core, batch, ns: str, job_id: str, name: str, created: dict[str, bool]) -> None:
-        """Delete what a run created (the Job's pods go with it, through the garbage collector)."""
-        from kubernetes.client.exceptions import ApiException
-
+        """Delete what a run created (the Job's pods go with it, through the garbage collector); what cannot be
+        deleted now is left to the sweep (an ownerless Secret) or the TTL controller."""
         if created.get("job"):
-            try:
-                batch.delete_namespaced_job(name, ns, propagation_policy="Background")
-            except ApiException as exc:
-                if exc.status != 404:
-                    self._quietly(lambda: None)
-            except Exception:
-                pass
+            self._quietly(lambda: batch.delete_namespaced_job(name, ns, propagation_policy="Background"))
         if created.get("secret"):
-            try:
-                core.delete_namespaced_secret(kubeplan.secret_name(job_id), ns)
-            except Exception:
-                pass
+            self._quietly(lambda: core.delete_namespaced_secret(kubeplan.secret_name(job_id), ns))
 
     @staticmethod
     def _quietly(action: Callable[[], Any]) -> None:
@@ -469,6 +460,10 @@ class KubernetesBackend:
     # --- jobs ---------------------------------------------------------------------------------------------------
 
     def targets(self) -> list[Target]:
+        """The namespaces to list: those this store has run jobs in, and with LAUNCH_BACKEND=kubernetes the
+        kubeconfig's current one. Read once per backend object (one per command): ps lists, then sweeps."""
+        if self._targets is not None:
+            return self._targets
         targets = known_targets()
         if os.environ.get("LAUNCH_BACKEND") == "kubernetes":
             try:
@@ -477,6 +472,7 @@ class KubernetesBackend:
                 default = None
             if default is not None and default not in targets:
                 targets.append(default)
+        self._targets = targets
         return targets
 
     def jobs(self, all: bool = True) -> list[jobmod.Job]:
