@@ -191,6 +191,9 @@ def test_a_secret_made_over_the_api_reaches_a_job_started_over_the_api_masked(ui
         assert job["status"] == "running" and job["secrets"] == {"tok": 1}
         listed = no_canary(http.get("/v2/jobs")).json()
         assert job["id"] in [j["id"] for j in listed]
+        # the start's answer (one look at the container it started) is what a later look at the job says
+        looked = no_canary(http.get(f"/v2/jobs/{job['id']}")).json()
+        assert {**looked, "age": None} == {**job, "age": None}  # the age may have ticked a second meanwhile
         logs = wait_for(lambda: (t := no_canary(http.get(f"/v2/jobs/{job['id']}/logs")).text).count("***") >= 2 and t)
         assert "got ***" in logs and "err ***" in logs
         secret = http.get("/v2/account/secrets/tok").json()

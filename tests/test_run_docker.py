@@ -419,7 +419,7 @@ def test_a_detached_start_is_confirmed_through_proc_only_for_the_containers_own_
 
         assert LocalPid1.of(Remote(), ids[1]) is None
         api.kill(ids[0])
-        wait_for(lambda: watch.state() is None, 10, "the ended pid given back to the engine")
+        wait_for(lambda: watch.state() == "gone", 10, "the ended pid seen gone")
     finally:
         for container_id in ids:
             api.remove_container(container_id, force=True)

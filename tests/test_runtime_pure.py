@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -159,3 +160,41 @@ def test_labels_hold_names_and_versions_only():
     assert labels[jobmod.LABEL_JOB] == "j1" and labels[jobmod.LABEL_NAME] == "web"
     assert jobmod.secrets_from_labels(labels) == {"tok": 2}
     assert labels[jobmod.LABEL_DEADLINE] == "100" and labels[jobmod.LABEL_RM] == "1"
+
+
+def test_the_proc_watch_tells_a_running_program_from_one_that_ended_or_a_reused_pid():
+    """`run -d` watches the job's PID 1 in /proc: a program running is 'job'; a zombie, a reaped pid, or a pid
+    whose start time is not the one first seen (reused) is 'gone', never taken for the job still running."""
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        watch = rt.LocalPid1(proc.pid, rt._stat(proc.pid)[1])
+        deadline = time.monotonic() + 10
+        while not Path(f"/proc/{proc.pid}/cmdline").read_bytes().startswith(b"sleep") and time.monotonic() < deadline:
+            time.sleep(0.01)  # forked, not yet exec'd
+        assert watch.state() == "job"
+        assert rt.LocalPid1(proc.pid, b"1").state() == "gone"  # the same pid, another process's start time
+        proc.kill()
+        deadline = time.monotonic() + 10
+        while rt._stat(proc.pid)[0] != b"Z" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert watch.state() == "gone"  # a zombie: ended, not yet reaped
+    finally:
+        proc.kill()
+        proc.wait()
+    assert watch.state() == "gone"
+    # alive with an empty command line is a process between two programs (an exec under way; a kernel thread's
+    # always is): still the shim's, not an end
+    kernel = _a_kernel_thread()
+    assert rt.LocalPid1(kernel, rt._stat(kernel)[1]).state() == "shim"
+
+
+def _a_kernel_thread() -> int:
+    """A pid whose command line is empty while it sleeps: a kernel thread (kthreadd, pid 2, is one)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            alive = entry.name.isdigit() and (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()[0] in (b"S", b"I")
+            if alive and (entry / "cmdline").read_bytes() == b"":
+                return int(entry.name)
+        except OSError:
+            continue  # it ended meanwhile
+    raise AssertionError("no kernel thread in /proc")

@@ -249,15 +249,14 @@ def remove(refs: Iterable[str], force: bool = False, done: Warn = ignore) -> lis
 
 
 def inspect_started(job_id: str, backend_name: str) -> dict[str, Any]:
-    """`inspect` of a job this process has just started on `backend_name`: found by its full id with one
-    filtered look where the backend has one (docker), not a listing of every job on every backend."""
+    """`inspect` of a job this process has just started on `backend_name`: one look at it where the backend knows
+    it (docker: its container), not a listing of every job on every backend."""
     from launcher import runtime
     from launcher.jobs import with_iso_times
 
     backend = runtime.open_backend(backend_name)
-    get = getattr(backend, "get", None)
-    found = get(job_id) if get is not None else backend.find(job_id)
-    return with_iso_times(backend.inspect(found))
+    started = getattr(backend, "inspect_started", None)
+    return with_iso_times(started(job_id) if started is not None else backend.inspect(backend.find(job_id)))
 
 
 def inspect(ref: str) -> dict[str, Any]:

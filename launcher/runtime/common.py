@@ -6,6 +6,7 @@ Only modules under launcher/runtime/ import `docker`.
 
 from __future__ import annotations
 
+import calendar
 import os
 import signal
 import sys
@@ -320,3 +321,26 @@ def engine_errors(what: str):
         if isinstance(exc, requests.exceptions.RequestException | ConnectionError | OSError):
             raise EngineError(f"{what}: lost the connection to the engine ({type(exc).__name__})") from None
         raise
+
+
+def parse_stamp(text: str) -> tuple[int, int]:
+    """RFC 3339 with any fraction and offset ('2024-05-01T12:00:00.123456789Z', '...+02:00') -> (seconds, ns)."""
+    base, rest = text[:19], text[19:]
+    fraction = ""
+    if rest.startswith("."):
+        end = 1
+        while end < len(rest) and rest[end].isdigit():
+            end += 1
+        fraction, rest = rest[1:end], rest[end:]
+    seconds = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
+    if rest and rest != "Z":
+        sign = 1 if rest[0] == "+" else -1
+        hours, _, minutes = rest[1:].partition(":")
+        seconds -= sign * (int(hours) * 3600 + int(minutes or 0) * 60)
+    return seconds, int((fraction + "000000000")[:9])
+
+
+def epoch(text: str) -> float:
+    """The engine's RFC 3339 time as epoch seconds."""
+    seconds, nanos = parse_stamp(text)
+    return seconds + nanos / 1e9

@@ -42,6 +42,7 @@ from launcher.runtime.common import (
     connect,
     demux_frames,
     engine_errors,
+    epoch,
     install_sigterm,
     job_argv,
     plan_labels,
@@ -240,7 +241,9 @@ class DockerBackend:
             # attach before start, as `docker run` does: no early output is missed, and stdin is ready for the bundle
             if delivered or not options.detach:
                 sock = self._attach(container_id, stdin=delivered or wants_stdin(options), output=not options.detach)
-            if options.remove and not options.detach:
+            if options.remove and (not options.detach or payload is not None):
+                # foreground: the job's exit code; detached: the shim's, should it fail (the engine removes the
+                # job at once, taking its exit code with it)
                 removed = self._wait_removed(container_id)
             self._start(container_id, spec.image if delivered else None)
             started = True
@@ -250,7 +253,8 @@ class DockerBackend:
                 _hand_on_stdin(sock)
             if options.detach:
                 if payload is not None:
-                    self._confirm(container_id, job_id, options)
+                    self._confirm(container_id, job_id, spec.restart.policy, removed)
+                _STARTED[job_id] = container_id
                 hooks.started(job_id)
                 return 0
             hooks.started(job_id)
@@ -336,32 +340,38 @@ class DockerBackend:
                 return
         _hand_on_stdin(sock)
 
-    def _confirm(self, container_id: str, job_id: str, options: RunOptions) -> None:
+    def _confirm(self, container_id: str, job_id: str, restart: str, removed=None) -> None:
         """Detached: return once the shim has exec'd the job's command; raise (and remove the job) when it could
-        not, so that `launch run -d` never reports a job that did not run."""
+        not, so that `launch run -d` never reports a job that did not run. `removed`: a --rm job's wait for its
+        removal, registered before the start (its answer carries the exit code the removal takes away)."""
         deadline = time.monotonic() + CONFIRM_TIMEOUT
-        pause = 0.002
+        pause = 0.001
         local = LocalPid1.of(self.api, container_id)
         while time.monotonic() < deadline:
             state = local.state() if local is not None else None
-            if state is None:
-                local = None
+            if state == "gone" and restart == "no":
+                state = "ended"  # PID 1 ended, and nothing restarts it: its exit code says whether the shim failed
+            elif state in (None, "gone"):
+                local = None  # a restart is a new process: the engine tells
                 state = shim_state(self.api, container_id)
             if state == "job":
                 _CONFIRMED.add(container_id)
                 return
             if state == "ended":
                 break
-            # a restart is a new process, which the /proc watch gives back (None): only the engine's answer can be one
+            # only the engine's answer can be a restart (the /proc watch hands a new process back to it)
             if state == "shim" and local is None and self._restarted(container_id):
                 _CONFIRMED.add(container_id)  # it ran, ended and was restarted (its warden serves the restarts)
                 return
             time.sleep(pause)
-            pause = min(pause * 2, 0.05)
+            # a look in /proc costs a file read: often; the engine's `top` runs `ps` on the host: seldom
+            pause = min(pause * (1.5 if local is not None else 2), 0.05)
         else:
             raise EngineError(f"job {job_id}: its secrets were not taken within {CONFIRM_TIMEOUT:.0f}s; it was removed")
-        code, line = self._ended(container_id)
+        left = max(1.0, deadline - time.monotonic())
+        code = self._exit_code(removed) if removed is not None else self._ended(container_id, left)
         if code == bundles.FAILED:
+            line = self._shim_line(container_id)
             self.remove_quietly(container_id)
             reason = line.removeprefix("launch shim: ").removesuffix(" (the job's command was not run)")
             cause = f" ({reason})" if reason else ""
@@ -374,25 +384,26 @@ class DockerBackend:
         except Exception:
             return False
 
+    def _ended(self, container_id: str, timeout: float) -> int | None:
+        """The exit code of a job whose PID 1 ended, once the engine has seen it end (None when it is gone)."""
+        try:
+            return int(self.api.wait(container_id, timeout=timeout, condition="not-running")["StatusCode"])
+        except Exception:  # removed already, or the engine did not answer
+            return None
+
+    def _shim_line(self, container_id: str) -> str:
+        """The shim's last words (why it did not run the command), if the engine still has them."""
+        try:
+            text = self.api.logs(container_id, stdout=False, stderr=True, tail=5)
+        except Exception:  # removed with the job (--rm)
+            return ""
+        return next((x for x in text.decode("utf-8", "replace").splitlines() if x.startswith("launch shim: ")), "")
+
     def _running(self, container_id: str) -> bool:
         try:
             return bool((self.api.inspect_container(container_id).get("State") or {}).get("Running"))
         except Exception:
             return False
-
-    def _ended(self, container_id: str) -> tuple[int | None, str]:
-        """The exit code of a job that ended, and the shim's line if it left one (None when the job is gone)."""
-        try:
-            state = self.api.inspect_container(container_id).get("State") or {}
-        except Exception:  # removed already (--rm): the engine's wait made before start would have said
-            return None, ""
-        line = ""
-        try:
-            text = self.api.logs(container_id, stdout=False, stderr=True, tail=5)
-            line = next((x for x in text.decode("utf-8", "replace").splitlines() if x.startswith("launch shim: ")), "")
-        except Exception:
-            pass
-        return state.get("ExitCode"), line
 
     def _start(self, container_id: str, shim_image: str | None) -> None:
         """Start the container. With the shim, an image without /bin/sh fails here, before anything ran: that
@@ -526,21 +537,7 @@ class DockerBackend:
                     exit_code = int(status_text.split("(", 1)[1].split(")", 1)[0])
                 except ValueError:
                     exit_code = None
-            deadline = labels.get(jobmod.LABEL_DEADLINE)
-            result.append(
-                jobmod.Job(
-                    id=labels[jobmod.LABEL_JOB],
-                    name=labels.get(jobmod.LABEL_NAME),
-                    image=c.get("Image", ""),
-                    status=state,
-                    created=float(c.get("Created", 0)),
-                    exit_code=exit_code,
-                    secrets=jobmod.secrets_from_labels(labels),
-                    ref=c["Id"],
-                    deadline=float(deadline) if deadline else None,
-                    labels=labels,
-                )
-            )
+            result.append(_job_of(c["Id"], c.get("Image", ""), state, float(c.get("Created", 0)), exit_code, labels))
         result.sort(key=lambda j: j.created, reverse=True)
         return result
 
@@ -550,6 +547,19 @@ class DockerBackend:
     def get(self, job_id: str) -> jobmod.Job:
         """The job with this full id (one this process just started), without listing every job."""
         return jobmod.match(self.jobs(all=True, job_id=job_id), job_id)
+
+    def inspect_started(self, job_id: str) -> dict[str, Any]:
+        """`inspect` of a job this process has just started detached: one look at its container."""
+        container_id = _STARTED.get(job_id)
+        if container_id is None:
+            return self.inspect(self.get(job_id))
+        with engine_errors(f"cannot inspect job {job_id}"):
+            data = self.api.inspect_container(container_id)
+        config, state = data.get("Config") or {}, data.get("State") or {}
+        status = state.get("Status", "")
+        exit_code = state.get("ExitCode") if status == "exited" else None
+        job = _job_of(data["Id"], config.get("Image", ""), status, epoch(data["Created"]), exit_code, config["Labels"])
+        return self._inspected(job, data)
 
     def logs(
         self, job: jobmod.Job, follow: bool = False, tail: int | None = None
@@ -583,6 +593,10 @@ class DockerBackend:
     def inspect(self, job: jobmod.Job) -> dict[str, Any]:
         with engine_errors(f"cannot inspect job {job.id}"):
             data = self.api.inspect_container(job.ref)
+        return self._inspected(job, data)
+
+    @staticmethod
+    def _inspected(job: jobmod.Job, data: dict[str, Any]) -> dict[str, Any]:
         state = data.get("State") or {}
         spec = json.loads(job.labels.get(jobmod.LABEL_SPEC, "{}") or "{}")
         return {
@@ -659,6 +673,25 @@ class DockerBackend:
                 self.remove_quietly(c["Id"])
 
 
+def _job_of(
+    container_id: str, image: str, status: str, created: float, exit_code: int | None, labels: dict[str, str]
+) -> jobmod.Job:
+    """A job from what the engine says of its container (a listing's row or an inspect)."""
+    deadline = labels.get(jobmod.LABEL_DEADLINE)
+    return jobmod.Job(
+        id=labels[jobmod.LABEL_JOB],
+        name=labels.get(jobmod.LABEL_NAME),
+        image=image,
+        status=status,
+        created=created,
+        exit_code=exit_code,
+        secrets=jobmod.secrets_from_labels(labels),
+        ref=container_id,
+        deadline=float(deadline) if deadline else None,
+        labels=labels,
+    )
+
+
 class LogStream:
     """A job's output as (stdout, stderr) pairs, with `close()`: closing the engine's response from any thread ends
     a read that waits for output (a follower whose reader went away must not hold a thread and a connection)."""
@@ -705,6 +738,7 @@ def _response_socket(response):
 _swept_at = -1e9  # when this process last looked for abandoned jobs (time.monotonic())
 SWEEP_EVERY = 30.0
 _CONFIRMED: set[str] = set()  # containers whose detached start was confirmed in this process
+_STARTED: dict[str, str] = {}  # job id -> container id, of the detached jobs this process started
 
 
 class LocalPid1:
@@ -713,8 +747,8 @@ class LocalPid1:
 
     Used only once proven to be the container's process: its cgroup names the container (a rootless engine's pids
     are of another pid namespace, a remote engine's of another machine: both fail the proof and are asked
-    through the engine). A pid that ends, or whose start time changes (reused), is
-    given back to the engine's answer (`state()` returns None)."""
+    through the engine). A pid that ends, or whose start time changes (reused), is 'gone': with no restart
+    policy, the job ended, and the engine's exit code tells whether it ran; else the engine is asked."""
 
     def __init__(self, pid: int, started: bytes):
         self.pid = pid
@@ -731,32 +765,34 @@ class LocalPid1:
             with open(f"/proc/{pid}/cgroup", "rb") as f:
                 if container_id.encode() not in f.read():
                     return None
-            found = cls(pid, _start_time(pid))
+            found = cls(pid, _stat(pid)[1])
         except (OSError, ValueError, TypeError):
             return None
         except Exception:
             return None  # the engine hiccuped: its own answer is used
         return found
 
-    def state(self) -> str | None:
-        """'shim', 'job', or None when this pid is no longer the job's (ended): then ask the engine."""
+    def state(self) -> str:
+        """'shim', 'job', or 'gone' once this pid is no longer the job's first process: it ended (a zombie, or
+        reaped), or it is another process's now (its start time differs)."""
         try:
             with open(f"/proc/{self.pid}/cmdline", "rb") as f:
                 args = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
-            if _start_time(self.pid) != self.started:
-                return None
+            status, started = _stat(self.pid)
         except OSError:
-            return None
-        if not args:
-            return None  # a zombie: it ended
-        return "shim" if _not_exec_yet(args) else "job"
+            return "gone"
+        if started != self.started or status in (b"Z", b"X"):
+            return "gone"
+        # an empty command line is a process between two programs (exec under way): not yet the job's
+        return "shim" if not args or _not_exec_yet(args) else "job"
 
 
-def _start_time(pid: int) -> bytes:
-    """Field 22 of /proc/PID/stat: the process's start time, which tells a reused pid from the first."""
+def _stat(pid: int) -> tuple[bytes, bytes]:
+    """Fields 3 and 22 of /proc/PID/stat: the process's state (R, S, Z...) and its start time, which tells a
+    reused pid from the first."""
     with open(f"/proc/{pid}/stat", "rb") as f:
-        text = f.read()
-    return text.rsplit(b")", 1)[1].split()[19]
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return fields[0], fields[19]
 
 
 # Asked inside the container when the engine cannot list its processes: PID 1's first line of argv.

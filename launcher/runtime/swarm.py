@@ -41,7 +41,6 @@ what was shown (`LogCursor`).
 
 from __future__ import annotations
 
-import calendar
 import hashlib
 import hmac
 import io
@@ -71,8 +70,10 @@ from launcher.runtime.common import (
     api_error_text,
     connect,
     demux_frames,
+    epoch,
     install_sigterm,
     job_argv,
+    parse_stamp,
     plan_labels,
     pump,
 )
@@ -472,23 +473,6 @@ class Frame:
         return (None, self.line) if self.stream == 2 else (self.line, None)
 
 
-def parse_stamp(text: str) -> tuple[int, int]:
-    """RFC 3339 with any fraction and offset ('2024-05-01T12:00:00.123456789Z', '...+02:00') -> (seconds, ns)."""
-    base, rest = text[:19], text[19:]
-    fraction = ""
-    if rest.startswith("."):
-        end = 1
-        while end < len(rest) and rest[end].isdigit():
-            end += 1
-        fraction, rest = rest[1:end], rest[end:]
-    seconds = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
-    if rest and rest != "Z":
-        sign = 1 if rest[0] == "+" else -1
-        hours, _, minutes = rest[1:].partition(":")
-        seconds -= sign * (int(hours) * 3600 + int(minutes or 0) * 60)
-    return seconds, int((fraction + "000000000")[:9])
-
-
 def parse_frame(stream: int, data: bytes) -> Frame:
     """`<timestamp> <k=v,k=v details> <line>` -> Frame."""
     stamp, _, rest = data.partition(b" ")
@@ -567,11 +551,6 @@ def swarm_cluster(client) -> str:
 
 def _no_shell(error: str) -> bool:
     return "/bin/sh" in error and ("no such file" in error or "not found" in error)
-
-
-def _epoch(text: str) -> float:
-    seconds, nanos = parse_stamp(text)
-    return seconds + nanos / 1e9
 
 
 def _object_refs(spec: dict[str, Any]) -> list[tuple[bool, str]]:
@@ -910,7 +889,7 @@ class SwarmBackend:
             name=labels.get(jobmod.LABEL_NAME),
             image=spec["TaskTemplate"]["ContainerSpec"]["Image"].split("@sha256:", 1)[0],
             status=state.status,
-            created=_epoch(service["CreatedAt"]),
+            created=epoch(service["CreatedAt"]),
             exit_code=state.exit_code,
             secrets=jobmod.secrets_from_labels(labels),
             backend=self.name,
