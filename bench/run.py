@@ -287,13 +287,19 @@ class Bench:
         if podman is not None:
             timed("podman run --rm (check)", [*podman[:-1], "sh", "-c", CHECK], env)
             commands["podman"] = lambda: timed("podman run --rm", podman, env)
+            # the Docker engine's own client on the same job: what any client of this engine pays, against podman
+            docker = self.job.docker("--rm")
+            commands["docker"] = lambda: timed("docker run --rm", docker, env)
         m = alternate(commands, self.sizes.runs, self.sizes.warm_up)
         case = f"`launch run --rm`, {N_ENV} env + {N_FILES} file secrets"
         rows = []
         if podman is None:
             rows.append(Row(f"{case}, vs podman", "-", PODMAN_SETUP, "-", "<= 1.3", True, skipped=True))
         else:
-            base = f"`podman run --rm --secret` (same secrets) {_ms(m['podman'])}"
+            base = (
+                f"`podman run --rm --secret` (same secrets) {_ms(m['podman'])}; on the Docker engine its own "
+                f"`docker run --rm` takes {_ms(m['docker'])}, {m['docker'] / m['podman']:.2f}x podman"
+            )
             rows.append(_row(f"{case}, vs podman", m["launch"], m["podman"], base, 1.3))
         base = f"bench/dockerpy_run.py (create, put_archive, start, wait, remove) {_ms(m['dockerpy'])}"
         rows.append(_row(f"{case}, vs docker-py floor", m["launch"], m["dockerpy"], base, 1.2))
