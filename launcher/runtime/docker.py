@@ -550,7 +550,7 @@ class DockerBackend:
 
     def inspect_started(self, job_id: str) -> dict[str, Any]:
         """`inspect` of a job this process has just started detached: one look at its container."""
-        container_id = _STARTED.get(job_id)
+        container_id = _STARTED.pop(job_id, None)  # asked once, right after the start (a server lives long)
         if container_id is None:
             return self.inspect(self.get(job_id))
         with engine_errors(f"cannot inspect job {job_id}"):
