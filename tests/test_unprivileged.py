@@ -1,8 +1,9 @@
 """The engine-backed tests again, run by normal OS users: one in the `docker` group (Docker's post-install set-up),
 and one with a rootless Docker engine of its own (Debian's dockerd-rootless.sh, rootlesskit, slirp4netns).
 
-Most of our users are not root: this runs the delivery, run, sealed-env and job tests (env and file secrets,
-owner and mode, masking, --rm, --detach, Ctrl-C, exit codes, cut bundles, restarts) as such users, with
+Most of our users are not root: this runs the delivery, run, sealed-env, job, sweep and console-API tests (env
+and file secrets, owner and mode, masking, --rm, --detach, Ctrl-C, exit codes, cut bundles, restarts, a sweep's
+waiter, a console server's jobs and logs) as such users, with
 `launch` installed from this checkout into a venv made from /usr/bin/python3 (pyenv's Python lives under /root,
 mode 0700). Needs root to create the users; as any other user the whole suite is already running unprivileged.
 """
@@ -24,7 +25,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SUITES = ["tests/test_delivery.py", "tests/test_run_docker.py", "tests/test_sealed_env.py", "tests/test_jobs_docker.py"]
+SUITES = [
+    "tests/test_delivery.py",
+    "tests/test_run_docker.py",
+    "tests/test_sealed_env.py",
+    "tests/test_jobs_docker.py",
+    "tests/test_sweep.py",  # a sweep, and the waiter of --max-parallel that outlives the launcher
+    "tests/test_api.py",  # the console: a server the user starts, the jobs it runs and their logs
+]
 
 pytestmark = [
     pytest.mark.docker,
