@@ -224,7 +224,7 @@ class DockerBackend:
         self._sweep_abandoned()
         container_id: str | None = None
         sock = None
-        removed = None  # a foreground --rm job's wait, registered before start (closed whatever happens)
+        waited = None  # an --rm job's wait for its end, registered before start (closed whatever happens)
         started = False
         restore = install_sigterm()
         try:
@@ -241,10 +241,11 @@ class DockerBackend:
             # attach before start, as `docker run` does: no early output is missed, and stdin is ready for the bundle
             if delivered or not options.detach:
                 sock = self._attach(container_id, stdin=delivered or wants_stdin(options), output=not options.detach)
-            if options.remove and (not options.detach or payload is not None):
-                # foreground: the job's exit code; detached: the shim's, should it fail (the engine removes the
-                # job at once, taking its exit code with it)
-                removed = self._wait_removed(container_id)
+            if options.remove and not options.detach:
+                waited = self._wait(container_id, "removed")  # the job's exit code, once it is gone
+            elif options.remove and payload is not None:
+                # the shim's exit code, should it fail: the engine removes the job at once, and its code with it
+                waited = self._wait(container_id, "next-exit")
             self._start(container_id, spec.image if delivered else None)
             started = True
             if payload is not None:
@@ -253,12 +254,12 @@ class DockerBackend:
                 _hand_on_stdin(sock)
             if options.detach:
                 if payload is not None:
-                    self._confirm(container_id, job_id, spec.restart.policy, removed)
+                    self._confirm(container_id, job_id, spec.restart.policy, waited)
                 _STARTED[job_id] = container_id
                 hooks.started(job_id)
                 return 0
             hooks.started(job_id)
-            return self._foreground(container_id, sock, options, masker, removed, delivered)
+            return self._foreground(container_id, sock, options, masker, waited, delivered)
         except (KeyboardInterrupt, Terminated) as exc:
             code = ExitCode.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else ExitCode.TERMINATED
             if container_id is not None:
@@ -274,8 +275,8 @@ class DockerBackend:
             raise
         finally:
             restore()
-            if removed is not None:
-                removed.close()
+            if waited is not None:
+                waited.close()
             if sock is not None:
                 _close(sock)
 
@@ -340,10 +341,10 @@ class DockerBackend:
                 return
         _hand_on_stdin(sock)
 
-    def _confirm(self, container_id: str, job_id: str, restart: str, removed=None) -> None:
+    def _confirm(self, container_id: str, job_id: str, restart: str, exited=None) -> None:
         """Detached: return once the shim has exec'd the job's command; raise (and remove the job) when it could
-        not, so that `launch run -d` never reports a job that did not run. `removed`: a --rm job's wait for its
-        removal, registered before the start (its answer carries the exit code the removal takes away)."""
+        not, so that `launch run -d` never reports a job that did not run. `exited`: an --rm job's wait for its
+        exit, registered before the start (its answer keeps the exit code the removal takes away)."""
         deadline = time.monotonic() + CONFIRM_TIMEOUT
         pause = 0.001
         local = LocalPid1.of(self.api, container_id)
@@ -369,7 +370,7 @@ class DockerBackend:
         else:
             raise EngineError(f"job {job_id}: its secrets were not taken within {CONFIRM_TIMEOUT:.0f}s; it was removed")
         left = max(1.0, deadline - time.monotonic())
-        code = self._exit_code(removed) if removed is not None else self._ended(container_id, left)
+        code = self._exit_code(exited) if exited is not None else self._ended(container_id, left)
         if code == bundles.FAILED:
             line = self._shim_line(container_id)
             self.remove_quietly(container_id)
@@ -423,14 +424,14 @@ class DockerBackend:
                 ) from None
             raise EngineError(f"the engine could not start the job: {text}") from None
 
-    def _wait_removed(self, container_id: str):
-        """Ask the engine, before the job starts, to answer once the job has ended and been removed: what
-        `docker run --rm` does. The engine sends the answer's headers as soon as it has registered the wait, and
-        `post(stream=True)` returns on them, so no end can be missed; the body (the exit code) is read by
-        `_exit_code` after the job ended, with no request left to make then."""
+    def _wait(self, container_id: str, condition: str):
+        """Ask the engine, before the job starts, to answer once the job has ended ("next-exit") or ended and
+        been removed ("removed": what `docker run --rm` does). The engine sends the answer's headers as soon as it
+        has registered the wait, and `post(stream=True)` returns on them, so no end can be missed; the body (the
+        exit code) is read by `_exit_code` after the job ended, with no request left to make then."""
         url = f"{self.api.base_url}/v{self.api.api_version}/containers/{container_id}/wait"
         try:
-            response = self.api.post(url, params={"condition": "removed"}, stream=True, timeout=None)
+            response = self.api.post(url, params={"condition": condition}, stream=True, timeout=None)
             response.raise_for_status()
         except Exception as exc:
             raise EngineError(f"the engine cannot wait for the job: {type(exc).__name__}") from None
